@@ -1,0 +1,48 @@
+"""Which array library a computation runs in.
+
+NumPy is the default and the fast path. The numeric core is written against the Python array API standard
+(``xp.exp``, ``xp.matmul``, ``xp.sum(x, axis=…)``), so arrays of another library (CuPy, PyTorch) are handled by the
+same code through `array-api-compat <https://data-apis.org/array-api-compat/>`_ (extra ``[gpu]``).
+
+>>> import numpy as np
+>>> xp_of(np.zeros(3)) is np
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["xp_of", "is_numpy", "MissingExtraError", "require"]
+
+
+class MissingExtraError(ImportError):
+    """An optional dependency is not installed; the message names the extra that provides it."""
+
+
+def require(module: str, extra: str, purpose: str) -> Any:
+    """Import ``module`` or raise :class:`MissingExtraError` naming ``pip install "deltaprop[extra]"``."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"{purpose} needs the optional package '{module.split('.')[0]}', which is not installed; "
+            f'install it with: pip install "deltaprop[{extra}]"'
+        ) from exc
+
+
+def is_numpy(a: Any) -> bool:
+    """True for NumPy arrays and NumPy scalars (the fast path)."""
+    return isinstance(a, (np.ndarray, np.generic, float, int))
+
+
+def xp_of(*arrays: Any) -> Any:
+    """The array namespace of ``arrays``: ``numpy`` itself for NumPy arrays, else the array-api-compat namespace."""
+    if all(is_numpy(a) for a in arrays):
+        return np
+    compat = require("array_api_compat", "gpu", "Training on non-NumPy arrays (CuPy, PyTorch)")
+    return compat.array_namespace(*[a for a in arrays if not is_numpy(a)])

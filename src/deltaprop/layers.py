@@ -1,0 +1,92 @@
+"""The fully connected layer: forward keeps what backward needs; backward turns δ into dW, db and δ for below.
+
+Rows of ``X`` are examples. For one layer::
+
+    net = X · W + b          out = f(net)                       (forward)
+    ∂E/∂W = Xᵀ · δ           ∂E/∂b = Σ_examples δ               (δ = ∂E/∂net of this layer)
+    ∂E/∂out_below = δ · Wᵀ   (times f′(net_below) in the layer below: the delta rule)
+
+``W``, ``b``, ``dW``, ``db`` are *views* into the network's flat parameter and gradient buffers: write into them
+(``layer.W[...] = new``), never rebind them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .activations import Activation
+from .backend import xp_of
+
+__all__ = ["Dense"]
+
+Array = Any
+
+
+class Dense:
+    """One fully connected layer of ``n_in`` inputs and ``n_out`` units with activation ``f``.
+
+    >>> import numpy as np
+    >>> from deltaprop import MLP
+    >>> layer = MLP([2, 3, 1], seed=0).layers[0]
+    >>> layer.W.shape, layer.b.shape, layer.activation.name
+    ((2, 3), (3,), 'sigmoid')
+    """
+
+    def __init__(
+        self,
+        W: Array,
+        b: Array,
+        dW: Array,
+        db: Array,
+        activation: Activation,
+        *,
+        bias_trainable: bool = True,
+    ) -> None:
+        self.W, self.b, self.dW, self.db = W, b, dW, db
+        self.activation = activation
+        #: when False, ``db`` stays 0 and the bias keeps its value through training (the seed's example does this)
+        self.bias_trainable = bias_trainable
+        # what forward keeps for backward (and for traces)
+        self.inputs: Array | None = None
+        self.net: Array | None = None
+        self.out: Array | None = None
+        # recorded only when the network is asked to (trace_step): ∂E/∂out and δ = ∂E/∂net of this layer
+        self.dE_dout: Array | None = None
+        self.delta: Array | None = None
+
+    @property
+    def n_in(self) -> int:
+        return int(self.W.shape[0])
+
+    @property
+    def n_out(self) -> int:
+        return int(self.W.shape[1])
+
+    def forward(self, X: Array) -> Array:
+        """out = f(X · W + b); keeps X, net and out for the backward pass."""
+        self.inputs = X
+        net = X @ self.W
+        net += self.b  # net = X·W + b
+        self.net = net
+        self.out = self.activation.forward(net)
+        return self.out
+
+    def backward(self, delta: Array, *, input_grad: bool = True) -> Array | None:
+        """Fill ``dW`` and ``db`` from δ = ∂E/∂net; return ∂E/∂out of the layer below (δ · Wᵀ) if ``input_grad``."""
+        assert self.inputs is not None, "backward called before forward"
+        if isinstance(delta, np.ndarray) and isinstance(self.dW, np.ndarray):
+            np.matmul(self.inputs.T, delta, out=self.dW)  # ∂E/∂W = outᵀ_below · δ
+            if self.bias_trainable:
+                np.sum(delta, axis=0, out=self.db)  # ∂E/∂b = Σ δ over the batch
+            else:
+                self.db[...] = 0.0
+        else:
+            xp = xp_of(delta)
+            self.dW[...] = xp.matmul(xp.matrix_transpose(self.inputs), delta)
+            self.db[...] = xp.sum(delta, axis=0) if self.bias_trainable else 0.0
+        return delta @ self.W.T if input_grad else None
+
+    def __repr__(self) -> str:
+        return f"Dense({self.n_in} → {self.n_out}, {self.activation.name})"

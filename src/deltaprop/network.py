@@ -1,0 +1,411 @@
+"""Network: a stack of fully connected layers, trained by backpropagation.
+
+All weights and biases live in one flat buffer ``theta`` and all gradients in ``grad`` (same length); each layer's
+``W``, ``b``, ``dW``, ``db`` are views into them. One training step is::
+
+    net.forward(X)      # layer by layer: net = X·W + b, out = f(net)
+    net.backward(Y)     # δ at the output from the loss, then δ_hidden = (δ_next · Wᵀ) ⊙ f′(net), dW = outᵀ · δ
+    net.step(lr)        # w ← w − lr · ∂E/∂w
+
+>>> from deltaprop import MLP
+>>> net = MLP([2, 2, 2], seed=0)
+>>> E_before = net.loss([[0.05, 0.10]], [[0.01, 0.99]])
+>>> _ = net.forward([[0.05, 0.10]]); net.backward([[0.01, 0.99]]); net.step(0.5)
+>>> net.loss([[0.05, 0.10]], [[0.01, 0.99]]) < E_before
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .activations import Activation, get_activation
+from .backend import is_numpy, xp_of
+from .initializers import initialize
+from .layers import Dense
+from .losses import Loss, get_loss
+
+if TYPE_CHECKING:
+    from .train import History
+
+__all__ = ["Network", "MLP", "check_inputs"]
+
+Array = Any
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+class Network:
+    """A multi-layer perceptron whose parameters live in one flat buffer. Build one with :func:`MLP`."""
+
+    def __init__(
+        self,
+        layer_sizes: Sequence[int],
+        activations: Sequence[Activation],
+        loss: Loss,
+        dtype: Any = np.float32,
+    ) -> None:
+        self.layer_sizes = [int(n) for n in layer_sizes]
+        self.dtype = np.dtype(dtype)
+        self.loss_function = loss
+        shapes = list(zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
+        n_params = sum(n_in * n_out + n_out for n_in, n_out in shapes)
+        #: every weight and bias, layer by layer (W row-major, then b)
+        self.theta = np.zeros(n_params, dtype=self.dtype)
+        #: ∂E/∂theta after ``backward``, same layout
+        self.grad = np.zeros(n_params, dtype=self.dtype)
+        self.layers: list[Dense] = []
+        offset = 0
+        for (n_in, n_out), activation in zip(shapes, activations):
+            w_end = offset + n_in * n_out
+            b_end = w_end + n_out
+            self.layers.append(
+                Dense(
+                    self.theta[offset:w_end].reshape(n_in, n_out),
+                    self.theta[w_end:b_end],
+                    self.grad[offset:w_end].reshape(n_in, n_out),
+                    self.grad[w_end:b_end],
+                    activation,
+                )
+            )
+            offset = b_end
+        #: class labels when the network was trained as a classifier (``predict`` then returns labels)
+        self.classes: np.ndarray | None = None
+        # record ∂E/∂out and δ of every layer on backward (trace_step turns this on)
+        self._record = False
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def n_inputs(self) -> int:
+        return self.layer_sizes[0]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layer_sizes[-1]
+
+    @property
+    def n_params(self) -> int:
+        return int(self.theta.size)
+
+    @property
+    def activations(self) -> list[Activation]:
+        return [layer.activation for layer in self.layers]
+
+    def frozen_mask(self) -> np.ndarray:
+        """Boolean mask over ``theta``: True for parameters that training must not change (frozen biases)."""
+        mask = np.zeros(self.n_params, dtype=bool)
+        offset = 0
+        for layer in self.layers:
+            offset += layer.W.size
+            if not layer.bias_trainable:
+                mask[offset : offset + layer.b.size] = True
+            offset += layer.b.size
+        return mask
+
+    def bias_mask(self) -> np.ndarray:
+        """Boolean mask over ``theta``: True where the parameter is a bias."""
+        mask = np.zeros(self.n_params, dtype=bool)
+        offset = 0
+        for layer in self.layers:
+            offset += layer.W.size
+            mask[offset : offset + layer.b.size] = True
+            offset += layer.b.size
+        return mask
+
+    # ------------------------------------------------------------- the maths
+    def forward(self, X: Any) -> Array:
+        """Forward pass: each layer's out = f(out_below · W + b). Returns the network's output.
+
+        ``X`` has shape (n_examples, n_inputs); a single example may be given as a 1-D sequence, and then the
+        output is 1-D too.
+        """
+        X, single = check_inputs(X, self.n_inputs, self.dtype, name="X")
+        out = self._forward(X)
+        return out[0] if single else out
+
+    def _forward(self, X: Array) -> Array:
+        """Forward pass without input checks (for the training loop, which checks its data once)."""
+        out = X
+        for layer in self.layers:
+            out = layer.forward(out)
+        return out
+
+    def backward(self, Y: Any) -> None:
+        """Backward pass for the last ``forward``: fill every layer's ``dW``, ``db`` (and ``grad``).
+
+        The gradients are those of the loss averaged over the batch. Hidden-layer deltas use the weights as they are
+        now, before any update (as the seed's algorithm does).
+        """
+        last = self.layers[-1]
+        if last.out is None:
+            raise RuntimeError("backward() needs a forward() first: call net.forward(X) with the same batch")
+        t = self._targets(Y, n_examples=last.out.shape[0])
+        if t.shape[0] != last.out.shape[0]:
+            raise ValueError(
+                f"Y has {t.shape[0]} examples but the last forward pass had {last.out.shape[0]}; "
+                "call backward with the targets of the batch you passed to forward"
+            )
+        self._backward(t)
+
+    def _backward(self, t: Array) -> None:
+        """Backward pass from prepared targets ``t`` (shape (n, n_outputs), network dtype)."""
+        last = self.layers[-1]
+        loss = self.loss_function
+        if self._record:
+            last.dE_dout = loss.dE_dout(last.out, t)
+        delta = loss.output_delta(last.out, t, last.net, last.activation)  # δ_out = ∂E/∂net at the output
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            if self._record:
+                layer.delta = _copy(delta)
+            dE_dout_below = layer.backward(delta, input_grad=i > 0)
+            if i > 0:
+                below = self.layers[i - 1]
+                if self._record:
+                    below.dE_dout = _copy(dE_dout_below)
+                # δ_below = (δ · Wᵀ) ⊙ f′(net_below)
+                delta = below.activation.backward(dE_dout_below, below.net, below.out)
+
+    def _targets(self, Y: Any, n_examples: int) -> Array:
+        """Targets as a (n, n_outputs) array; one example's targets may be a 1-D sequence of n_outputs values."""
+        if n_examples == 1 and self.n_outputs > 1 and np.ndim(Y) == 1 and len(Y) == self.n_outputs:
+            Y = [Y]
+        return self.loss_function.targets(Y, self.n_outputs, self.dtype)
+
+    def loss(self, X: Any, Y: Any) -> float:
+        """E for inputs ``X`` and targets ``Y``: the loss averaged over the examples (a forward pass)."""
+        X, single = check_inputs(X, self.n_inputs, self.dtype, name="X")
+        t = self._targets(Y, n_examples=X.shape[0])
+        if t.shape[0] != X.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} examples but Y has {t.shape[0]}; they must match")
+        out = self._forward(X)
+        return self.loss_function.value(out, t, self.layers[-1].net)
+
+    def step(self, lr: float) -> None:
+        """Plain gradient descent on every parameter: w ← w − lr · ∂E/∂w (the gradients of the last backward)."""
+        if not isinstance(lr, (int, float, np.floating)) or isinstance(lr, bool) or not np.isfinite(lr) or lr < 0:
+            raise ValueError(f"lr must be a finite non-negative number, got {lr!r}")
+        self.theta -= self.dtype.type(lr) * self.grad
+
+    def zero_grad(self) -> None:
+        """Set every gradient to 0."""
+        self.grad[...] = 0.0
+
+    # ----------------------------------------------------------- prediction
+    def predict(self, X: Any) -> Array:
+        """Outputs for ``X``; for a network trained as a classifier, the predicted class labels."""
+        out = self.forward(X)
+        if self.classes is None:
+            return out
+        return self.classes[self._class_index(out)]
+
+    def predict_proba(self, X: Any) -> Array:
+        """Class probabilities (one column per class in ``classes``) of a classifier."""
+        if self.classes is None:
+            raise ValueError("predict_proba needs a classifier: this network was not trained on class labels")
+        out = self.forward(X)
+        if out.ndim == 1:
+            out = out.reshape(1, -1)
+        if self.n_outputs == 1:  # one sigmoid output: P(class 1)
+            return np.concatenate([1.0 - out, out], axis=1)
+        return out
+
+    def _class_index(self, out: Array) -> Array:
+        if out.ndim == 1:
+            out = out.reshape(1, -1)
+        if self.n_outputs == 1:
+            return (out[:, 0] > 0.5).astype(np.intp)
+        return np.argmax(out, axis=1)
+
+    # -------------------------------------------------------------- weights
+    def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """A copy of every layer's (W, b)."""
+        return [(layer.W.copy(), layer.b.copy()) for layer in self.layers]
+
+    def set_weights(self, weights: Sequence[tuple[Any, Any]]) -> None:
+        """Copy ``weights`` — a list of (W, b), one per layer, shapes (n_in, n_out) and (n_out,) — into the network."""
+        weights = list(weights)
+        if len(weights) != len(self.layers):
+            raise ValueError(f"expected {len(self.layers)} (W, b) pairs, one per layer, got {len(weights)}")
+        checked = []
+        for i, (pair, layer) in enumerate(zip(weights, self.layers)):
+            if len(pair) != 2:
+                raise ValueError(f"weights[{i}] must be a (W, b) pair")
+            W = _numeric_array(pair[0], f"weights[{i}] W")
+            b = _numeric_array(pair[1], f"weights[{i}] b")
+            if W.shape != layer.W.shape or b.shape != layer.b.shape:
+                raise ValueError(
+                    f"layer {i}: expected W of shape {layer.W.shape} and b of shape {layer.b.shape}, "
+                    f"got {W.shape} and {b.shape}"
+                )
+            if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
+                raise ValueError(f"layer {i}: weights contain NaN or infinite values")
+            checked.append((W, b))
+        for (W, b), layer in zip(checked, self.layers):
+            layer.W[...] = W
+            layer.b[...] = b
+
+    def freeze_biases(self, layers: Sequence[int] | None = None, frozen: bool = True) -> None:
+        """Hold the biases of ``layers`` (all if None) fixed during training (``frozen=False`` trains them again)."""
+        for i in range(len(self.layers)) if layers is None else layers:
+            self.layers[i].bias_trainable = not frozen
+
+    # -------------------------------------------------------------- training
+    def fit(self, X: Any, y: Any, **kwargs: Any) -> History:
+        """Train by backpropagation; see :func:`deltaprop.train.fit` for every option."""
+        from .train import fit
+
+        return fit(self, X, y, **kwargs)
+
+    # ------------------------------------------------------------ describing
+    def get_config(self) -> dict[str, Any]:
+        """Architecture as plain data (JSON-serialisable)."""
+        return {
+            "layer_sizes": list(self.layer_sizes),
+            "activations": [a.get_config() for a in self.activations],
+            "loss": self.loss_function.get_config(),
+            "dtype": self.dtype.name,
+            "bias_trainable": [layer.bias_trainable for layer in self.layers],
+        }
+
+    def summary(self) -> str:
+        """A table of the layers, their shapes and parameter counts."""
+        lines = [f"{'layer':<8}{'shape':<14}{'activation':<14}{'params':>8}"]
+        for i, layer in enumerate(self.layers, 1):
+            shape = f"{layer.n_in} → {layer.n_out}"
+            lines.append(f"{i:<8}{shape:<14}{layer.activation.name:<14}{layer.W.size + layer.b.size:>8}")
+        lines.append(f"total {self.n_params} parameters ({self.dtype.name}), loss {self.loss_function.name}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        acts = ",".join(a.name for a in self.activations)
+        loss = self.loss_function.name
+        return f"Network({self.layer_sizes}, activations=[{acts}], loss={loss!r}, dtype={self.dtype.name})"
+
+
+def MLP(
+    layer_sizes: Sequence[int],
+    *,
+    activation: str | Activation | Sequence[str | Activation] = "sigmoid",
+    output_activation: str | Activation | None = None,
+    loss: str | Loss = "squared_error",
+    init: str | Sequence[tuple[Any, Any]] = "uniform",
+    dtype: str | Any = "float32",
+    seed: int | np.random.Generator | None = None,
+) -> Network:
+    """Build a multi-layer perceptron.
+
+    Args:
+        layer_sizes: [inputs, hidden…, outputs], e.g. ``[2, 2, 2]`` for the seed's worked example.
+        activation: activation of the hidden layers (a name, or one per hidden layer): sigmoid, tanh, relu,
+            leaky_relu, elu, softplus, identity.
+        output_activation: activation of the output layer; None means the same as ``activation``.
+        loss: ``squared_error`` (per example Σ ½(t − o)², averaged over the batch), ``mse``, ``cross_entropy``
+            (softmax output), ``binary_cross_entropy`` (sigmoid output).
+        init: ``uniform`` (small random values U(±1/√n_in)), ``glorot_uniform``, ``he_normal``, ``he_uniform``,
+            or explicit arrays: a list of (W, b) per layer.
+        dtype: ``float32`` (default, fast) or ``float64``.
+        seed: seed (or ``numpy.random.Generator``) for the initial weights; same seed, same network.
+
+    >>> net = MLP([2, 2, 2], init=[([[.15, .25], [.20, .30]], [.35, .35]),
+    ...                            ([[.40, .50], [.45, .55]], [.60, .60])], dtype="float64")
+    >>> [round(float(o), 9) for o in net.forward([0.05, 0.10])]
+    [0.75136507, 0.772928465]
+    """
+    sizes = _check_layer_sizes(layer_sizes)
+    n_layers = len(sizes) - 1
+    if isinstance(activation, (str, Activation, dict)):
+        hidden = [get_activation(activation) for _ in range(n_layers - 1)]
+        default_out: Any = activation
+    else:
+        acts = list(activation)
+        if len(acts) != n_layers - 1:
+            raise ValueError(
+                f"activation lists one activation per hidden layer: expected {n_layers - 1}, got {len(acts)}"
+            )
+        hidden = [get_activation(a) for a in acts]
+        default_out = acts[-1] if acts else "sigmoid"
+    out_act = get_activation(default_out if output_activation is None else output_activation)
+    for i, act in enumerate(hidden):
+        if act.output_only:
+            raise ValueError(f"{act.name} can only be used as output_activation, not in hidden layer {i + 1}")
+    loss_fn = get_loss(loss)
+    loss_fn.check_activation(out_act)
+    if isinstance(dtype, str) and dtype in _DTYPES:
+        np_dtype = np.dtype(_DTYPES[dtype])
+    else:
+        try:
+            np_dtype = np.dtype(dtype)
+        except TypeError:
+            np_dtype = np.dtype(object)
+        if np_dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    net = Network(sizes, [*hidden, out_act], loss_fn, np_dtype)
+    if isinstance(init, str):
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        net.set_weights([initialize(init, n_in, n_out, rng) for n_in, n_out in zip(sizes[:-1], sizes[1:])])
+    else:
+        net.set_weights(init)
+    return net
+
+
+def check_inputs(X: Any, n_inputs: int, dtype: Any, *, name: str = "X") -> tuple[Array, bool]:
+    """Check ``X`` for a network of ``n_inputs`` inputs; return it as a 2-D ``dtype`` array and whether it was 1-D."""
+    if not is_numpy(X) and hasattr(X, "__array_namespace__") or _is_torch_tensor(X):
+        xp = xp_of(X)
+        if X.ndim == 1:
+            return xp.reshape(X, (1, -1)), True
+        return X, False
+    arr = _numeric_array(X, name)
+    single = arr.ndim == 1
+    if single:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_examples, {n_inputs}), got an array of shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has no examples (rows)")
+    if arr.shape[1] != n_inputs:
+        raise ValueError(
+            f"{name} has {arr.shape[1]} column(s) but the network expects {n_inputs} input(s) "
+            f"(layer_sizes[0]={n_inputs})"
+        )
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first")
+    return arr, single
+
+
+def _numeric_array(a: Any, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(a)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a rectangular array of numbers (rows of equal length): {exc}") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name} must be numeric, got an array of dtype {arr.dtype} (convert or encode it first)")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be real numbers, got complex values")
+    return arr
+
+
+def _check_layer_sizes(layer_sizes: Any) -> list[int]:
+    if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
+        raise TypeError(f"layer_sizes must be a list of integers such as [2, 2, 2], got {layer_sizes!r}")
+    sizes = list(layer_sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"layer_sizes needs at least two entries (inputs and outputs), got {sizes}")
+    for i, n in enumerate(sizes):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"layer_sizes[{i}] must be a positive integer, got {n!r}")
+        if n <= 0:
+            raise ValueError(f"layer_sizes[{i}] must be a positive integer, got {n}")
+    return [int(n) for n in sizes]
+
+
+def _is_torch_tensor(a: Any) -> bool:
+    return type(a).__module__.startswith("torch")
+
+
+def _copy(a: Array) -> Array:
+    return a.copy() if isinstance(a, np.ndarray) else xp_of(a).asarray(a, copy=True)
