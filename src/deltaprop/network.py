@@ -73,6 +73,10 @@ class Network:
             offset = b_end
         #: class labels when the network was trained as a classifier (``predict`` then returns labels)
         self.classes: np.ndarray | None = None
+        #: JSON data saved with the model (the command line keeps its preprocessing here)
+        self.metadata: dict[str, Any] = {}
+        #: named arrays saved with the model (e.g. the command line's input scaling)
+        self.extra_arrays: dict[str, np.ndarray] = {}
         # record ∂E/∂out and δ of every layer on backward (trace_step turns this on)
         self._record = False
 
@@ -149,13 +153,20 @@ class Network:
             )
         self._backward(t)
 
-    def _backward(self, t: Array) -> None:
-        """Backward pass from prepared targets ``t`` (shape (n, n_outputs), network dtype)."""
+    def _backward(self, t: Array, sample_weight: Array | None = None) -> None:
+        """Backward pass from prepared targets ``t`` (shape (n, n_outputs), network dtype).
+
+        ``sample_weight`` (n,) turns the batch mean into a weighted mean: each example's δ is scaled by w / mean(w).
+        """
         last = self.layers[-1]
         loss = self.loss_function
         if self._record:
             last.dE_dout = loss.dE_dout(last.out, t)
         delta = loss.output_delta(last.out, t, last.net, last.activation)  # δ_out = ∂E/∂net at the output
+        if sample_weight is not None:
+            total = float(sample_weight.sum())
+            scale = sample_weight * (sample_weight.shape[0] / total) if total > 0 else sample_weight * 0.0
+            delta *= scale.astype(delta.dtype)[:, None]
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
             if self._record:
@@ -200,6 +211,12 @@ class Network:
         if self.classes is None:
             return out
         return self.classes[self._class_index(out)]
+
+    def score(self, X: Any, y: Any) -> float:
+        """Accuracy for a classifier, R² (averaged over outputs) for a regressor."""
+        from .train import score
+
+        return score(self, X, y)
 
     def predict_proba(self, X: Any) -> Array:
         """Class probabilities (one column per class in ``classes``) of a classifier."""
@@ -258,6 +275,12 @@ class Network:
         from .train import fit
 
         return fit(self, X, y, **kwargs)
+
+    def save(self, path: Any) -> None:
+        """Save to a safetensors file with JSON metadata, atomically; read it back with ``deltaprop.load``."""
+        from .io import save
+
+        save(self, path)
 
     # ------------------------------------------------------------ describing
     def get_config(self) -> dict[str, Any]:

@@ -1,0 +1,684 @@
+"""Training: the seed's loop — for each batch, forward, error, backward, update — until a stopping criterion holds.
+
+>>> import numpy as np
+>>> from deltaprop import MLP
+>>> X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]]); y = np.array([0, 1, 1, 0])
+>>> net = MLP([2, 3, 1], activation="tanh", output_activation="sigmoid", seed=1)
+>>> history = net.fit(X, y, epochs=2000, batch_size=None, optimizer="sgd", lr=1.0, task="classification",
+...                   stop_when_all_correct=True, verbose=0)
+>>> history.stop_reason
+'all training examples classified correctly'
+>>> net.predict(X).tolist()
+[0, 1, 1, 0]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .callbacks import Callback, EarlyStopping, StopAtLoss, StopWhenAllCorrect, TerminateOnNaN, TimeBudget
+from .network import Network, check_inputs
+
+__all__ = ["History", "Trainer", "fit", "encode_targets", "score"]
+
+
+@dataclass
+class History:
+    """What happened during ``fit``: one entry per epoch, and why training stopped."""
+
+    epoch: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    val_loss: list[float | None] = field(default_factory=list)
+    accuracy: list[float | None] = field(default_factory=list)
+    val_accuracy: list[float | None] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    #: seconds of training since the start, at the end of each epoch
+    time: list[float] = field(default_factory=list)
+    stop_reason: str = ""
+    #: epoch whose weights the network holds when a callback restored the best ones
+    best_epoch: int | None = None
+
+    KEYS = ("loss", "val_loss", "accuracy", "val_accuracy", "lr", "time")
+
+    def append(self, epoch: int, logs: dict[str, Any]) -> None:
+        self.epoch.append(epoch)
+        for key in self.KEYS:
+            getattr(self, key).append(logs.get(key))
+
+    @property
+    def history(self) -> dict[str, list[Any]]:
+        """Keras-style dict of per-epoch lists (only the metrics that were measured)."""
+        out = {"epoch": list(self.epoch)}
+        for key in self.KEYS:
+            values = getattr(self, key)
+            if any(v is not None for v in values):
+                out[key] = list(values)
+        return out
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.epoch)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.history, "stop_reason": self.stop_reason, "best_epoch": self.best_epoch}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> History:
+        h = cls(stop_reason=d.get("stop_reason", ""), best_epoch=d.get("best_epoch"))
+        h.epoch = list(d.get("epoch", []))
+        for key in cls.KEYS:
+            setattr(h, key, list(d.get(key, [None] * len(h.epoch))))
+        return h
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    def __repr__(self) -> str:
+        last = f", loss={self.loss[-1]:.6g}" if self.loss else ""
+        return f"History(epochs={self.epochs_run}{last}, stop_reason={self.stop_reason!r})"
+
+
+# --------------------------------------------------------------------------------------------------- targets
+def encode_targets(
+    net: Network, y: Any, task: str, *, name: str = "y"
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Turn ``y`` into what the output layer is trained on: (targets, classes, class index of each example).
+
+    Classification: ``y`` holds one label per example (integers, strings, booleans). Integer labels that all lie in
+    0..n_outputs−1 keep their meaning as output indices; other labels are sorted and numbered. Softmax / several
+    outputs are trained on one-hot rows, one sigmoid output on 0/1.
+    Regression: numbers, shape (n,) for one output or (n, n_outputs).
+    """
+    if task == "regression":
+        T = net.loss_function.targets(y, net.n_outputs, net.dtype)
+        return np.ascontiguousarray(T), None, None
+    labels = _label_array(y, name)
+    classes, index = _classes_of(labels, net.n_outputs, name)
+    return one_hot_targets(index, net.n_outputs, net.dtype), classes, index
+
+
+def one_hot_targets(index: np.ndarray, n_outputs: int, dtype: Any) -> np.ndarray:
+    """Class indices → training targets: a 0/1 column for one output, one-hot rows for several."""
+    if n_outputs == 1:
+        return index.astype(dtype).reshape(-1, 1)
+    T = np.zeros((index.shape[0], n_outputs), dtype=dtype)
+    T[np.arange(index.shape[0]), index] = 1.0
+    return T
+
+
+def _label_array(y: Any, name: str) -> np.ndarray:
+    try:
+        labels = np.asarray(y)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a 1-D array of class labels: {exc}") from None
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise ValueError(f"{name} must hold one class label per example (1-D), got shape {labels.shape}")
+    if labels.dtype.kind == "f":
+        if not np.all(np.isfinite(labels)):
+            raise ValueError(f"{name} contains NaN or infinite labels")
+        if not np.all(labels == np.round(labels)):
+            raise ValueError(
+                f"{name} has non-integer numbers but classification needs class labels; use task='regression'"
+            )
+        labels = labels.astype(np.int64)
+    if labels.dtype == object:
+        if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in labels):
+            raise ValueError(f"{name} contains missing labels (None/NaN)")
+        labels = labels.astype(str)
+    return labels
+
+
+def _classes_of(labels: np.ndarray, n_outputs: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    present = np.unique(labels)
+    if present.size < 2:
+        raise ValueError(
+            f"{name} has only one class ({present[0]!r}); a classifier needs examples of at least two classes"
+        )
+    n_classes_max = 2 if n_outputs == 1 else n_outputs
+    if labels.dtype.kind in "iu" and n_outputs > 1 and present.min() >= 0 and present.max() < n_outputs:
+        classes = np.arange(n_outputs)  # integer labels are output indices
+    else:
+        classes = present
+    if classes.size > n_classes_max:
+        raise ValueError(
+            f"{name} has {classes.size} classes but the output layer has {n_outputs} unit(s), which can tell apart at "
+            f"most {n_classes_max}; use layer_sizes[-1] = {classes.size} with a softmax output"
+        )
+    if n_outputs > 1 and classes.size < n_outputs:
+        raise ValueError(
+            f"{name} has {classes.size} classes but the output layer has {n_outputs} units; "
+            f"use layer_sizes[-1] = {classes.size}"
+        )
+    return classes, np.searchsorted(classes, labels)
+
+
+def _index_of(classes: np.ndarray, y: Any, name: str) -> np.ndarray:
+    """Position of each label of ``y`` in ``classes``; unknown labels raise ValueError."""
+    labels = _label_array(y, name)
+    if (classes.dtype.kind == "U") != (labels.dtype.kind == "U"):
+        labels = labels.astype(classes.dtype)  # e.g. integer labels of a model trained on their string form
+    index = np.searchsorted(classes, labels)
+    index = np.minimum(index, classes.size - 1)
+    unknown = classes[index] != labels
+    if np.any(unknown):
+        raise ValueError(
+            f"{name} has labels the network was not trained on: {sorted(set(labels[unknown].tolist()))[:5]}; "
+            f"known classes: {classes.tolist()}"
+        )
+    return index
+
+
+def _infer_task(net: Network, y: Any) -> str:
+    if net.loss_function.name in ("cross_entropy", "binary_cross_entropy"):
+        y_arr = np.asarray(y)
+        if net.loss_function.name == "binary_cross_entropy" and y_arr.ndim == 2 and y_arr.shape[1] > 1:
+            return "regression"  # multi-label 0/1 targets, trained as given
+        return "classification"
+    y_arr = np.asarray(y)
+    if y_arr.dtype.kind in "USbO":
+        return "classification"
+    if y_arr.dtype.kind in "iu" and y_arr.ndim == 1 and net.activations[-1].name in ("sigmoid", "softmax"):
+        return "classification"
+    return "regression"
+
+
+# --------------------------------------------------------------------------------------------------- trainer
+class Trainer:
+    """The state of one training run: data, optimiser, schedule, random generator, position, history, callbacks.
+
+    ``fit`` builds one and calls :meth:`run`. Everything needed to continue a run exactly lives here.
+    """
+
+    def __init__(
+        self,
+        net: Network,
+        X: np.ndarray,
+        T: np.ndarray,
+        *,
+        labels: np.ndarray | None,
+        optimizer: Any,
+        batch_size: int,
+        shuffle: bool,
+        rng: np.random.Generator,
+        validation: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None,
+        callbacks: Sequence[Callback],
+        schedule: Any = None,
+        clip_norm: float | None = None,
+        sample_weight: np.ndarray | None = None,
+        track_all_correct: bool = False,
+        seed: Any = None,
+        checkpoint_path: Any = None,
+        checkpoint_every_batches: int = 0,
+        checkpoint_every_epochs: int = 1,
+    ) -> None:
+        self.net = net
+        self.X, self.T, self.labels = X, T, labels
+        self.optimizer = optimizer
+        self.opt_state = optimizer.init(net.theta)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.rng = rng
+        self.validation = validation
+        self.callbacks = list(callbacks)
+        self.schedule = schedule
+        self.clip_norm = clip_norm
+        self.sample_weight = sample_weight
+        self.track_all_correct = track_all_correct
+        self.history = History()
+        self.epoch = 0  # epochs completed
+        self.batch = 0  # next batch of the current epoch
+        self.step_count = 0  # updates made
+        self.perm: np.ndarray | None = None  # this epoch's order of the examples
+        self._epoch_loss = 0.0
+        self._epoch_correct = 0
+        self.stop_training = False
+        self.stop_reason = ""
+        self.seed = seed
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every_batches = checkpoint_every_batches
+        self.checkpoint_every_epochs = checkpoint_every_epochs
+        for cb in self.callbacks:
+            cb.set_trainer(self)
+        self._batch_callbacks = [cb for cb in self.callbacks if cb.uses_batch_hooks()]
+        self._frozen = net.frozen_mask()
+        self._has_frozen = bool(self._frozen.any())
+        n = X.shape[0]
+        # the shuffled epoch is copied once into these buffers; batches are then contiguous slices of them
+        self._X_epoch = np.empty_like(X) if shuffle else X
+        self._T_epoch = np.empty_like(T) if shuffle else T
+        self._L_epoch = (np.empty_like(labels) if shuffle else labels) if labels is not None else None
+        self._W_epoch = (
+            (np.empty_like(sample_weight) if shuffle else sample_weight) if sample_weight is not None else None
+        )
+        self.n_batches = max(1, math.ceil(n / batch_size))
+
+    def stop(self, reason: str) -> None:
+        """Ask training to stop at the end of the current batch or epoch; ``reason`` goes to ``History``."""
+        if not self.stop_training:
+            self.stop_training = True
+            self.stop_reason = reason
+
+    # ----------------------------------------------------------------------------------------- one epoch
+    def _shuffle_epoch(self) -> None:
+        """Draw this epoch's order and copy the data into it once; batches are then contiguous slices."""
+        if not self.shuffle:
+            return
+        self.perm = self.rng.permutation(self.X.shape[0])
+        self._gather_epoch()
+
+    def _gather_epoch(self) -> None:
+        assert self.perm is not None
+        np.take(self.X, self.perm, axis=0, out=self._X_epoch)
+        np.take(self.T, self.perm, axis=0, out=self._T_epoch)
+        if self.labels is not None and self._L_epoch is not None:
+            np.take(self.labels, self.perm, axis=0, out=self._L_epoch)
+        if self.sample_weight is not None and self._W_epoch is not None:
+            np.take(self.sample_weight, self.perm, axis=0, out=self._W_epoch)
+
+    def _run_epoch(self) -> dict[str, Any]:
+        """Batches ``self.batch`` … end of the epoch: forward, loss, backward, update (the seed's inner loop)."""
+        net, opt, state = self.net, self.optimizer, self.opt_state
+        loss_fn = net.loss_function
+        X, T, L, W = self._X_epoch, self._T_epoch, self._L_epoch, self._W_epoch
+        n, bs = X.shape[0], self.batch_size
+        while self.batch < self.n_batches:
+            b = self.batch
+            lo, hi = b * bs, min(n, (b + 1) * bs)
+            if self._batch_callbacks:
+                for cb in self._batch_callbacks:
+                    cb.on_batch_begin(b, {"size": hi - lo})
+            Xb, Tb = X[lo:hi], T[lo:hi]
+            out = net._forward(Xb)  # forward pass
+            wb = None if W is None else W[lo:hi]
+            if wb is None:
+                batch_loss = loss_fn.value(out, Tb, net.layers[-1].net)
+            else:
+                batch_loss = _weighted_loss(loss_fn, out, Tb, wb)
+            self._epoch_loss += batch_loss * (hi - lo)
+            if not math.isfinite(batch_loss):
+                self.batch = self.n_batches  # diverged: end the epoch; TerminateOnNaN stops and restores weights
+                break
+            if L is not None:
+                self._epoch_correct += int(np.count_nonzero(net._class_index(out) == L[lo:hi]))
+            net._backward(Tb, sample_weight=wb)  # backward pass: every dW, db
+            if self.clip_norm is not None:
+                _clip(net.grad, self.clip_norm)
+            opt.step(net.theta, net.grad, state)  # update
+            self.batch += 1
+            self.step_count += 1
+            if self._batch_callbacks:
+                for cb in self._batch_callbacks:
+                    cb.on_batch_end(b, {"size": hi - lo, "loss": batch_loss})
+            if self.checkpoint_path is not None and self.checkpoint_every_batches:
+                if self.step_count % self.checkpoint_every_batches == 0 and self.batch < self.n_batches:
+                    self.save_checkpoint(self.checkpoint_path)
+            if self.stop_training:
+                break
+        logs: dict[str, Any] = {"loss": self._epoch_loss / n, "lr": float(opt.lr)}
+        if L is not None:
+            logs["accuracy"] = self._epoch_correct / n
+        return logs
+
+    def _evaluate(self, X: np.ndarray, T: np.ndarray, labels: np.ndarray | None) -> tuple[float, float | None]:
+        """Loss and accuracy of the current weights on (X, T), in chunks that bound memory."""
+        net = self.net
+        total, correct = 0.0, 0
+        for lo in range(0, X.shape[0], 8192):
+            hi = min(X.shape[0], lo + 8192)
+            out = net._forward(X[lo:hi])
+            total += net.loss_function.value(out, T[lo:hi], net.layers[-1].net) * (hi - lo)
+            if labels is not None:
+                correct += int(np.count_nonzero(net._class_index(out) == labels[lo:hi]))
+        return total / X.shape[0], (None if labels is None else correct / X.shape[0])
+
+    # ------------------------------------------------------------------------------------------ the loop
+    def run(self, epochs: int) -> History:
+        """Train until epoch number ``epochs`` (counting epochs already run) or until a stopping criterion holds."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is reported, not warned
+            return self._run(epochs)
+
+    def _run(self, epochs: int) -> History:
+        start = time.perf_counter() - (self.history.time[-1] if self.history.time else 0.0)
+        for cb in self.callbacks:
+            cb.on_train_begin({})
+        while self.epoch < epochs and not self.stop_training:
+            epoch = self.epoch
+            if self.batch == 0:  # a fresh epoch (a resumed run may start in the middle of one)
+                for cb in self.callbacks:
+                    cb.on_epoch_begin(epoch, {})
+                self._shuffle_epoch()
+                self._epoch_loss, self._epoch_correct = 0.0, 0
+            logs = self._run_epoch()
+            if self.stop_training and self.batch < self.n_batches:
+                break  # stopped in the middle of an epoch: no epoch metrics
+            if self.validation is not None and math.isfinite(logs["loss"]):
+                logs["val_loss"], logs["val_accuracy"] = self._evaluate(*self.validation)
+            if self.track_all_correct and self.labels is not None and math.isfinite(logs["loss"]):
+                _, acc = self._evaluate(self.X, self.T, self.labels)
+                logs["train_all_correct"] = acc == 1.0
+            logs["time"] = time.perf_counter() - start
+            self.history.append(epoch, logs)
+            self.epoch += 1
+            self.batch = 0
+            for cb in self.callbacks:
+                cb.on_epoch_end(epoch, logs)
+            if self.schedule is not None and not self.stop_training:
+                self.schedule.step(logs.get("val_loss") if logs.get("val_loss") is not None else logs["loss"])
+            if self.checkpoint_path is not None and not self.checkpoint_every_batches:
+                if self.epoch % self.checkpoint_every_epochs == 0 or self.stop_training or self.epoch == epochs:
+                    self.save_checkpoint(self.checkpoint_path)
+        if not self.stop_training:
+            self.stop_reason = f"reached the maximum number of epochs ({epochs})"
+        self.history.stop_reason = self.stop_reason
+        for cb in self.callbacks:
+            cb.on_train_end({"stop_reason": self.stop_reason})
+        return self.history
+
+    # ------------------------------------------------------------------------------------ checkpointing
+    def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Everything needed to continue this run bit for bit: (named arrays, JSON data)."""
+        arrays: dict[str, np.ndarray] = {"theta": self.net.theta.copy()}
+        scalars: dict[str, Any] = {}
+        for key, value in self.opt_state.items():
+            if isinstance(value, np.ndarray):
+                arrays[f"opt.{key}"] = value.copy()
+            else:
+                scalars[key] = value
+        if self.perm is not None:
+            arrays["perm"] = self.perm.astype(np.int64)
+        meta = {
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "step_count": self.step_count,
+            "epoch_loss": self._epoch_loss,
+            "epoch_correct": self._epoch_correct,
+            "optimizer": self.optimizer.get_config(),
+            "optimizer_scalars": scalars,
+            "schedule": None if self.schedule is None else self.schedule.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "seed": self.seed,
+            "history": self.history.to_dict(),
+            "callbacks": [[type(cb).__name__, cb.get_state()] for cb in self.callbacks],
+            "n_examples": int(self.X.shape[0]),
+            "batch_size": self.batch_size,
+            "shuffle": self.shuffle,
+        }
+        return arrays, meta
+
+    def restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        """Put back a state made by :meth:`checkpoint_state` (the data and options must be the same)."""
+        if meta["n_examples"] != self.X.shape[0] or meta["batch_size"] != self.batch_size:
+            raise ValueError(
+                f"the checkpoint was made training on {meta['n_examples']} examples in batches of "
+                f"{meta['batch_size']}, but this run has {self.X.shape[0]} and {self.batch_size}: resume with the "
+                "same data and options"
+            )
+        if arrays["theta"].shape != self.net.theta.shape:
+            raise ValueError("the checkpoint's network has a different number of parameters than this one")
+        self.net.theta[...] = arrays["theta"]
+        for key in list(self.opt_state):
+            if isinstance(self.opt_state[key], np.ndarray):
+                self.opt_state[key][...] = arrays[f"opt.{key}"]
+        self.opt_state.update(meta["optimizer_scalars"])
+        self.optimizer.lr = meta["optimizer"].get("lr", self.optimizer.lr)
+        if self.schedule is not None and meta["schedule"] is not None:
+            self.schedule.load_state_dict(meta["schedule"])
+        self.rng.bit_generator.state = meta["rng"]
+        self.epoch, self.batch, self.step_count = int(meta["epoch"]), int(meta["batch"]), int(meta["step_count"])
+        self._epoch_loss, self._epoch_correct = float(meta["epoch_loss"]), int(meta["epoch_correct"])
+        self.history = History.from_dict(meta["history"])
+        saved = {name: state for name, state in meta["callbacks"]}
+        for cb in self.callbacks:
+            if type(cb).__name__ in saved:
+                cb.set_state(saved[type(cb).__name__])
+        if "perm" in arrays and self.shuffle:
+            self.perm = arrays["perm"].astype(np.intp)
+            if self.batch > 0:
+                self._gather_epoch()
+
+    def save_checkpoint(self, path: Any) -> None:
+        from .io import save_checkpoint
+
+        arrays, meta = self.checkpoint_state()
+        save_checkpoint(path, self.net, arrays, meta)
+
+
+def _clip(grad: np.ndarray, max_norm: float) -> None:
+    from .optim import clip_grad_norm
+
+    clip_grad_norm(grad, max_norm)
+
+
+def _weighted_loss(loss_fn: Any, out: np.ndarray, T: np.ndarray, w: np.ndarray) -> float:
+    per_example = loss_fn.elementwise(out, T).sum(axis=1)
+    return float((per_example * w).sum() / w.sum())
+
+
+# ----------------------------------------------------------------------------------------------------- fit
+def fit(
+    net: Network,
+    X: Any,
+    y: Any,
+    *,
+    epochs: int = 100,
+    batch_size: int | None = 32,
+    optimizer: Any = "adam",
+    lr: float | None = None,
+    shuffle: bool = True,
+    seed: int | np.random.Generator | None = None,
+    validation_split: float | None = None,
+    validation_data: tuple[Any, Any] | None = None,
+    callbacks: Sequence[Callback] = (),
+    stop_at_loss: float | None = None,
+    stop_when_all_correct: bool = False,
+    patience: int | None = None,
+    tol: float = 1e-4,
+    monitor: str = "val_loss",
+    restore_best_weights: bool = False,
+    time_limit: float | None = None,
+    schedule: Any = None,
+    clip_norm: float | None = None,
+    sample_weight: Any = None,
+    task: str | None = None,
+    checkpoint: Any = None,
+    checkpoint_every: int | str = "epoch",
+    resume: Any = None,
+    verbose: int = 1,
+) -> History:
+    """Train ``net`` on (X, y) by backpropagation; return the :class:`History`.
+
+    Args:
+        X: inputs, shape (n_examples, n_inputs).
+        y: class labels (integers or strings) for a classifier; numbers, shape (n,) or (n, n_outputs), for
+            regression.
+        epochs: the most passes over the data.
+        batch_size: 1 is the seed's online learning (an update after every example), an integer is mini-batch,
+            None is full batch (one update per epoch).
+        optimizer: a name (``sgd``, ``adam``, ``adamw``, ``rmsprop``, ``adagrad``) or an optimiser from
+            :mod:`deltaprop.optim`; ``lr`` sets the learning rate of a named one.
+        shuffle, seed: shuffle the examples every epoch with a generator seeded by ``seed`` (same seed, same bits).
+        validation_split: fraction of (X, y), drawn at random with ``seed``, held out to measure ``val_loss``.
+        validation_data: (X_val, y_val) instead.
+        callbacks: extra :class:`~deltaprop.callbacks.Callback` objects.
+        stop_at_loss: stop once the epoch's training loss is at or below this.
+        stop_when_all_correct: stop once every training example is classified correctly.
+        patience, tol, monitor, restore_best_weights: early stopping when ``monitor`` (``val_loss`` by default)
+            has not improved by more than ``tol`` for ``patience`` epochs.
+        time_limit: seconds of training after which to stop (checked at the end of each epoch).
+        schedule: a learning-rate schedule (name or object from :mod:`deltaprop.optim`), stepped once per epoch.
+        clip_norm: rescale the gradient when its global L2 norm exceeds this.
+        sample_weight: one non-negative weight per example; the loss becomes their weighted mean.
+        task: ``classification`` or ``regression``; inferred when None (cross-entropy losses, string/boolean
+            labels, or integer labels with a sigmoid/softmax output mean classification).
+        checkpoint: a file to save, atomically, everything needed to continue the run (weights, optimiser and
+            schedule state, random generator, epoch and batch position, callbacks' state, history).
+        checkpoint_every: ``"epoch"`` (after every epoch) or a number of updates (so also mid-epoch).
+        resume: a checkpoint file written by an earlier run with the same data and options: training continues
+            from it and ends bit-identical to a run that was never interrupted. ``epochs`` counts from the start
+            of the original run.
+        verbose: 0 silent; 1 a progress bar when the output is a terminal; 2 one line per epoch.
+    """
+    from .optim import get_optimizer, get_schedule
+
+    _check_positive_int(epochs, "epochs")
+    if batch_size is not None:
+        _check_positive_int(batch_size, "batch_size")
+    if lr is not None and (
+        isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr >= 0 or not math.isfinite(lr)
+    ):
+        raise ValueError(f"lr must be a finite non-negative number, got {lr!r}")
+    if task is None:
+        task = _infer_task(net, y)
+    if task not in ("classification", "regression"):
+        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    if clip_norm is not None and not (isinstance(clip_norm, (int, float)) and clip_norm > 0):
+        raise ValueError(f"clip_norm must be a positive number, got {clip_norm!r}")
+
+    X_arr, _ = check_inputs(X, net.n_inputs, net.dtype, name="X")
+    n_y = len(y) if hasattr(y, "__len__") else None
+    if n_y != X_arr.shape[0]:
+        raise ValueError(f"X has {X_arr.shape[0]} examples but y has {n_y}; they must have the same length")
+    T, classes, labels = encode_targets(net, y, task)
+    weights = _check_sample_weight(sample_weight, X_arr.shape[0])
+
+    if checkpoint_every != "epoch" and (
+        isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1
+    ):
+        raise ValueError(f"checkpoint_every must be 'epoch' or a positive number of updates, got {checkpoint_every!r}")
+    resume_state = None
+    if resume is not None:
+        from .io import load_checkpoint
+
+        resume_state = load_checkpoint(resume)
+        seed = resume_state[1]["seed"]
+    elif seed is None and checkpoint is not None:
+        seed = int(np.random.SeedSequence().generate_state(2, np.uint64)[0] % 2**63)  # a resume redraws the same split
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    validation = None
+    if validation_split is not None and validation_data is not None:
+        raise ValueError("give validation_split or validation_data, not both")
+    if validation_split is not None:
+        if (
+            isinstance(validation_split, bool)
+            or not isinstance(validation_split, (int, float))
+            or not 0 < validation_split < 1
+        ):
+            raise ValueError(f"validation_split must be a fraction strictly between 0 and 1, got {validation_split!r}")
+        n = X_arr.shape[0]
+        n_val = int(math.floor(n * validation_split))
+        if n_val < 1 or n - n_val < 1:
+            raise ValueError(
+                f"validation_split={validation_split} of {n} examples leaves {n_val} for validation and {n - n_val} "
+                "for training; both need at least one"
+            )
+        perm = rng.permutation(n)
+        val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        validation = (X_arr[val_idx], T[val_idx], None if labels is None else labels[val_idx])
+        X_arr, T = X_arr[train_idx], T[train_idx]
+        labels = None if labels is None else labels[train_idx]
+        weights = None if weights is None else weights[train_idx]
+    elif validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (X_val, y_val)")
+        Xv, _ = check_inputs(validation_data[0], net.n_inputs, net.dtype, name="validation_data X")
+        yv = validation_data[1]
+        if len(yv) != Xv.shape[0]:
+            raise ValueError(f"validation_data X has {Xv.shape[0]} examples but y has {len(yv)}")
+        if classes is not None:
+            idx = _index_of(classes, yv, "validation_data y")
+            validation = (Xv, one_hot_targets(idx, net.n_outputs, net.dtype), idx)
+        else:
+            validation = (Xv, encode_targets(net, yv, "regression", name="validation_data y")[0], None)
+
+    opt = get_optimizer(optimizer, lr=lr)
+    sched = get_schedule(schedule, opt) if schedule is not None else None
+    cbs: list[Callback] = [TerminateOnNaN()]
+    if patience is not None:
+        cbs.append(EarlyStopping(monitor, patience=patience, tol=tol, restore_best_weights=restore_best_weights))
+    if stop_at_loss is not None:
+        cbs.append(StopAtLoss(stop_at_loss))
+    if stop_when_all_correct:
+        if labels is None:
+            raise ValueError("stop_when_all_correct needs a classifier: pass class labels (or task='classification')")
+        cbs.append(StopWhenAllCorrect())
+    if time_limit is not None:
+        cbs.append(TimeBudget(time_limit))
+    if verbose:
+        from .progress import progress_callback
+
+        cb = progress_callback(verbose, epochs)
+        if cb is not None:
+            cbs.append(cb)
+    cbs.extend(_check_callbacks(callbacks))
+
+    net.classes = classes
+    trainer = Trainer(
+        net,
+        np.ascontiguousarray(X_arr),
+        np.ascontiguousarray(T),
+        labels=labels,
+        optimizer=opt,
+        batch_size=X_arr.shape[0] if batch_size is None else min(batch_size, X_arr.shape[0]),
+        shuffle=shuffle,
+        rng=rng,
+        validation=validation,
+        callbacks=cbs,
+        schedule=sched,
+        clip_norm=clip_norm,
+        sample_weight=weights,
+        track_all_correct=stop_when_all_correct,
+        seed=None if isinstance(seed, np.random.Generator) else seed,
+        checkpoint_path=checkpoint,
+        checkpoint_every_batches=0 if checkpoint_every == "epoch" else int(checkpoint_every),
+    )
+    if resume_state is not None:
+        trainer.restore(*resume_state)
+    return trainer.run(epochs)
+
+
+def score(net: Network, X: Any, y: Any) -> float:
+    """Accuracy for a classifier, R² (averaged over outputs, as scikit-learn) for a regressor."""
+    if net.classes is not None:
+        index = _index_of(net.classes, y, "y")
+        out = net.forward(X)
+        return float(np.mean(net._class_index(out) == index))
+    out = net.forward(X)
+    out = out.reshape(-1, net.n_outputs)
+    T = net.loss_function.targets(y, net.n_outputs, np.float64)
+    ss_res = ((T - out) ** 2).sum(axis=0)
+    ss_tot = ((T - T.mean(axis=0)) ** 2).sum(axis=0)
+    r2 = np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0), np.where(ss_res == 0, 1.0, 0.0))
+    return float(r2.mean())
+
+
+def _check_positive_int(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_sample_weight(w: Any, n: int) -> np.ndarray | None:
+    if w is None:
+        return None
+    arr = np.asarray(w, dtype=np.float64)
+    if arr.shape != (n,):
+        raise ValueError(f"sample_weight must have one weight per example, shape ({n},), got {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0) or arr.sum() <= 0:
+        raise ValueError("sample_weight must be finite, non-negative and not all zero")
+    return arr
+
+
+def _check_callbacks(callbacks: Any) -> list[Callback]:
+    cbs = list(callbacks)
+    for cb in cbs:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"callbacks must be deltaprop.callbacks.Callback objects, got {type(cb).__name__}")
+    return cbs
