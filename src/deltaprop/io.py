@@ -10,7 +10,7 @@ Loading checks everything and raises one error type, :class:`ModelFileError`, fo
 >>> net = deltaprop.MLP([2, 3, 1], seed=0)
 >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
 >>> net.save(path)
->>> (deltaprop.load(path).theta == net.theta).all()
+>>> bool((deltaprop.load(path).theta == net.theta).all())
 True
 """
 

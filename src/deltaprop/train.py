@@ -459,8 +459,11 @@ def _clip(grad: np.ndarray, max_norm: float) -> None:
 
 
 def _weighted_loss(loss_fn: Any, out: np.ndarray, T: np.ndarray, w: np.ndarray) -> float:
+    total = float(w.sum())
+    if total == 0.0:
+        return 0.0  # every example of this batch has weight 0: it adds nothing
     per_example = loss_fn.elementwise(out, T).sum(axis=1)
-    return float((per_example * w).sum() / w.sum())
+    return float((per_example * w).sum() / total)
 
 
 # ----------------------------------------------------------------------------------------------------- fit
