@@ -282,6 +282,12 @@ class Network:
 
         save(self, path)
 
+    def to_onnx(self, path: Any) -> None:
+        """Export to a standard ONNX graph (Gemm + activations); needs the extra ``[onnx]``."""
+        from .onnx_export import to_onnx
+
+        to_onnx(self, path)
+
     # ------------------------------------------------------------ describing
     def get_config(self) -> dict[str, Any]:
         """Architecture as plain data (JSON-serialisable)."""
@@ -381,6 +387,8 @@ def check_inputs(X: Any, n_inputs: int, dtype: Any, *, name: str = "X") -> tuple
         if X.ndim == 1:
             return xp.reshape(X, (1, -1)), True
         return X, False
+    if isinstance(X, np.memmap):
+        return _check_memmap(X, n_inputs, name), False
     arr = _numeric_array(X, name)
     single = arr.ndim == 1
     if single:
@@ -398,6 +406,21 @@ def check_inputs(X: Any, n_inputs: int, dtype: Any, *, name: str = "X") -> tuple
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first")
     return arr, single
+
+
+def _check_memmap(X: np.memmap, n_inputs: int, name: str) -> np.memmap:
+    """Check a memory-mapped array without loading it: shape, dtype, and finite values chunk by chunk."""
+    if X.ndim != 2 or X.shape[1] != n_inputs:
+        raise ValueError(f"{name} must have shape (n_examples, {n_inputs}), got a memory-mapped array of {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has no examples (rows)")
+    if not np.issubdtype(X.dtype, np.floating) and not np.issubdtype(X.dtype, np.integer):
+        raise TypeError(f"{name} must be numeric, got a memory-mapped array of dtype {X.dtype}")
+    rows = max(1, (16 << 20) // max(1, X.shape[1] * X.dtype.itemsize))  # about 16 MB at a time
+    for lo in range(0, X.shape[0], rows):
+        if not np.isfinite(X[lo : lo + rows]).all():
+            raise ValueError(f"{name} contains NaN or infinite values (rows from {lo}); remove or impute them first")
+    return X
 
 
 def _numeric_array(a: Any, name: str) -> np.ndarray:

@@ -28,6 +28,9 @@ from .network import Network, check_inputs
 
 __all__ = ["History", "Trainer", "fit", "encode_targets", "score"]
 
+#: rows per window when shuffling data read from a memory-mapped file
+STREAM_WINDOW_ROWS = 65536
+
 
 @dataclass
 class History:
@@ -219,6 +222,11 @@ class Trainer:
         checkpoint_path: Any = None,
         checkpoint_every_batches: int = 0,
         checkpoint_every_epochs: int = 1,
+        shard: tuple[int, int] | None = None,
+        grad_reduce: Any = None,
+        metric_reduce: Any = None,
+        stop_sync: Any = None,
+        is_root: bool = True,
     ) -> None:
         self.net = net
         self.X, self.T, self.labels = X, T, labels
@@ -246,19 +254,33 @@ class Trainer:
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every_batches = checkpoint_every_batches
         self.checkpoint_every_epochs = checkpoint_every_epochs
+        # data parallelism (deltaprop.distributed sets these): this process's (rank, size) share of every global
+        # batch; grad_reduce(grad, n_local) turns the local mean gradient into the global one in place;
+        # metric_reduce(array) sums epoch sums over processes; stop_sync(flag) → True if any process stops
+        self.shard = shard
+        self.grad_reduce = grad_reduce
+        self.metric_reduce = metric_reduce
+        self.stop_sync = stop_sync
+        self.is_root = is_root
         for cb in self.callbacks:
             cb.set_trainer(self)
         self._batch_callbacks = [cb for cb in self.callbacks if cb.uses_batch_hooks()]
         self._frozen = net.frozen_mask()
         self._has_frozen = bool(self._frozen.any())
         n = X.shape[0]
-        # the shuffled epoch is copied once into these buffers; batches are then contiguous slices of them
-        self._X_epoch = np.empty_like(X) if shuffle else X
+        # In memory, the shuffled epoch is copied once into these buffers and batches are contiguous slices of them.
+        # Data larger than memory (a memory-mapped file) is instead read batch by batch, in an order shuffled
+        # within windows of consecutive rows and across windows, so that reads stay local on disk.
+        self.streaming = isinstance(X, np.memmap)
+        copy = shuffle and not self.streaming
+        self._X_epoch = np.empty_like(X) if copy else X
         self._T_epoch = np.empty_like(T) if shuffle else T
         self._L_epoch = (np.empty_like(labels) if shuffle else labels) if labels is not None else None
         self._W_epoch = (
             (np.empty_like(sample_weight) if shuffle else sample_weight) if sample_weight is not None else None
         )
+        self._X_batch = np.empty((batch_size, X.shape[1]), dtype=net.dtype) if self.streaming else None
+        self.window = max(batch_size, STREAM_WINDOW_ROWS)
         self.n_batches = max(1, math.ceil(n / batch_size))
 
     def stop(self, reason: str) -> None:
@@ -272,12 +294,18 @@ class Trainer:
         """Draw this epoch's order and copy the data into it once; batches are then contiguous slices."""
         if not self.shuffle:
             return
-        self.perm = self.rng.permutation(self.X.shape[0])
+        n = self.X.shape[0]
+        if self.streaming:  # shuffle the windows, then the rows inside each window
+            starts = self.rng.permutation(np.arange(0, n, self.window))
+            self.perm = np.concatenate([s + self.rng.permutation(min(self.window, n - s)) for s in starts])
+        else:
+            self.perm = self.rng.permutation(n)
         self._gather_epoch()
 
     def _gather_epoch(self) -> None:
         assert self.perm is not None
-        np.take(self.X, self.perm, axis=0, out=self._X_epoch)
+        if not self.streaming:
+            np.take(self.X, self.perm, axis=0, out=self._X_epoch)
         np.take(self.T, self.perm, axis=0, out=self._T_epoch)
         if self.labels is not None and self._L_epoch is not None:
             np.take(self.labels, self.perm, axis=0, out=self._L_epoch)
@@ -293,23 +321,32 @@ class Trainer:
         while self.batch < self.n_batches:
             b = self.batch
             lo, hi = b * bs, min(n, (b + 1) * bs)
+            if self.shard is not None:  # this process's share of the global batch
+                rank, size = self.shard
+                lo, hi = lo + (hi - lo) * rank // size, lo + (hi - lo) * (rank + 1) // size
             if self._batch_callbacks:
                 for cb in self._batch_callbacks:
                     cb.on_batch_begin(b, {"size": hi - lo})
-            Xb, Tb = X[lo:hi], T[lo:hi]
-            out = net._forward(Xb)  # forward pass
-            wb = None if W is None else W[lo:hi]
-            if wb is None:
-                batch_loss = loss_fn.value(out, Tb, net.layers[-1].net)
+            batch_loss = 0.0
+            if hi > lo:
+                Xb, Tb = self._batch_inputs(X, lo, hi), T[lo:hi]
+                out = net._forward(Xb)  # forward pass
+                wb = None if W is None else W[lo:hi]
+                if wb is None:
+                    batch_loss = loss_fn.value(out, Tb, net.layers[-1].net)
+                else:
+                    batch_loss = _weighted_loss(loss_fn, out, Tb, wb)
+                if L is not None:
+                    self._epoch_correct += int(np.count_nonzero(net._class_index(out) == L[lo:hi]))
+                net._backward(Tb, sample_weight=wb)  # backward pass: every dW, db
             else:
-                batch_loss = _weighted_loss(loss_fn, out, Tb, wb)
+                net.grad[...] = 0.0  # no rows for this process in this batch: it adds nothing to the sum
             self._epoch_loss += batch_loss * (hi - lo)
-            if not math.isfinite(batch_loss):
+            if self.grad_reduce is not None:
+                self.grad_reduce(net.grad, hi - lo)  # the global batch's mean gradient, the same on every process
+            elif not math.isfinite(batch_loss):
                 self.batch = self.n_batches  # diverged: end the epoch; TerminateOnNaN stops and restores weights
                 break
-            if L is not None:
-                self._epoch_correct += int(np.count_nonzero(net._class_index(out) == L[lo:hi]))
-            net._backward(Tb, sample_weight=wb)  # backward pass: every dW, db
             if self.clip_norm is not None:
                 _clip(net.grad, self.clip_norm)
             opt.step(net.theta, net.grad, state)  # update
@@ -323,10 +360,22 @@ class Trainer:
                     self.save_checkpoint(self.checkpoint_path)
             if self.stop_training:
                 break
-        logs: dict[str, Any] = {"loss": self._epoch_loss / n, "lr": float(opt.lr)}
+        epoch_loss, epoch_correct = self._epoch_loss, self._epoch_correct
+        if self.metric_reduce is not None:
+            epoch_loss, epoch_correct = self.metric_reduce(np.array([epoch_loss, float(epoch_correct)]))
+        logs: dict[str, Any] = {"loss": epoch_loss / n, "lr": float(opt.lr)}
         if L is not None:
-            logs["accuracy"] = self._epoch_correct / n
+            logs["accuracy"] = epoch_correct / n
         return logs
+
+    def _batch_inputs(self, X: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """Rows lo..hi of this epoch's order: a slice of the shuffled copy, or read from the file (streaming)."""
+        if not self.streaming:
+            return X[lo:hi]
+        assert self._X_batch is not None
+        buf = self._X_batch[: hi - lo]
+        buf[...] = X[self.perm[lo:hi] if self.perm is not None else slice(lo, hi)]  # read (and cast) these rows
+        return buf
 
     def _evaluate(self, X: np.ndarray, T: np.ndarray, labels: np.ndarray | None) -> tuple[float, float | None]:
         """Loss and accuracy of the current weights on (X, T), in chunks that bound memory."""
@@ -334,7 +383,7 @@ class Trainer:
         total, correct = 0.0, 0
         for lo in range(0, X.shape[0], 8192):
             hi = min(X.shape[0], lo + 8192)
-            out = net._forward(X[lo:hi])
+            out = net._forward(np.asarray(X[lo:hi], dtype=net.dtype))
             total += net.loss_function.value(out, T[lo:hi], net.layers[-1].net) * (hi - lo)
             if labels is not None:
                 correct += int(np.count_nonzero(net._class_index(out) == labels[lo:hi]))
@@ -371,6 +420,8 @@ class Trainer:
             self.batch = 0
             for cb in self.callbacks:
                 cb.on_epoch_end(epoch, logs)
+            if self.stop_sync is not None and self.stop_sync(self.stop_training) and not self.stop_training:
+                self.stop("another process stopped training")
             if self.schedule is not None and not self.stop_training:
                 self.schedule.step(logs.get("val_loss") if logs.get("val_loss") is not None else logs["loss"])
             if self.checkpoint_path is not None and not self.checkpoint_every_batches:
@@ -446,6 +497,9 @@ class Trainer:
                 self._gather_epoch()
 
     def save_checkpoint(self, path: Any) -> None:
+        """Write the checkpoint (only the root process writes files)."""
+        if not self.is_root:
+            return
         from .io import save_checkpoint
 
         arrays, meta = self.checkpoint_state()
@@ -509,7 +563,8 @@ def fit(
         optimizer: a name (``sgd``, ``adam``, ``adamw``, ``rmsprop``, ``adagrad``) or an optimiser from
             :mod:`deltaprop.optim`; ``lr`` sets the learning rate of a named one.
         shuffle, seed: shuffle the examples every epoch with a generator seeded by ``seed`` (same seed, same bits).
-        validation_split: fraction of (X, y), drawn at random with ``seed``, held out to measure ``val_loss``.
+        validation_split: fraction of (X, y), drawn at random with ``seed``, held out to measure ``val_loss`` (for
+            a memory-mapped X, the last rows, so that nothing is copied into memory).
         validation_data: (X_val, y_val) instead.
         callbacks: extra :class:`~deltaprop.callbacks.Callback` objects.
         stop_at_loss: stop once the epoch's training loss is at or below this.
@@ -546,7 +601,7 @@ def fit(
     if clip_norm is not None and not (isinstance(clip_norm, (int, float)) and clip_norm > 0):
         raise ValueError(f"clip_norm must be a positive number, got {clip_norm!r}")
 
-    X_arr, _ = check_inputs(X, net.n_inputs, net.dtype, name="X")
+    X_arr, _ = check_inputs(X, net.n_inputs, net.dtype, name="X")  # a memory-mapped X stays on disk
     n_y = len(y) if hasattr(y, "__len__") else None
     if n_y != X_arr.shape[0]:
         raise ValueError(f"X has {X_arr.shape[0]} examples but y has {n_y}; they must have the same length")
@@ -583,10 +638,15 @@ def fit(
                 f"validation_split={validation_split} of {n} examples leaves {n_val} for validation and {n - n_val} "
                 "for training; both need at least one"
             )
-        perm = rng.permutation(n)
-        val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-        validation = (X_arr[val_idx], T[val_idx], None if labels is None else labels[val_idx])
-        X_arr, T = X_arr[train_idx], T[train_idx]
+        if isinstance(X_arr, np.memmap):  # data on disk: hold out the last rows (a view) rather than copy
+            val_idx, train_idx = np.arange(n - n_val, n), np.arange(n - n_val)
+            validation = (X_arr[n - n_val :], T[val_idx], None if labels is None else labels[val_idx])
+            X_arr, T = X_arr[: n - n_val], T[train_idx]
+        else:
+            perm = rng.permutation(n)
+            val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+            validation = (X_arr[val_idx], T[val_idx], None if labels is None else labels[val_idx])
+            X_arr, T = X_arr[train_idx], T[train_idx]
         labels = None if labels is None else labels[train_idx]
         weights = None if weights is None else weights[train_idx]
     elif validation_data is not None:
@@ -626,7 +686,7 @@ def fit(
     net.classes = classes
     trainer = Trainer(
         net,
-        np.ascontiguousarray(X_arr),
+        X_arr if isinstance(X_arr, np.memmap) else np.ascontiguousarray(X_arr),
         np.ascontiguousarray(T),
         labels=labels,
         optimizer=opt,
