@@ -33,7 +33,20 @@ __all__ = [
     "__version__",
 ]
 
-_LAZY = {"optim", "datasets", "examples", "callbacks", "train", "sklearn", "plot", "io", "distributed"}
+_LAZY = {
+    "optim",
+    "datasets",
+    "examples",
+    "callbacks",
+    "train",
+    "sklearn",
+    "plot",
+    "io",
+    "distributed",
+    "tabular",
+    "gradcheck",
+    "safefile",
+}
 
 
 def load(path: Any) -> Any:
