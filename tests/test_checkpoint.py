@@ -99,3 +99,21 @@ def test_resume_with_other_data_is_refused(tmp_path):
 def test_resume_from_a_missing_file_says_so(tmp_path):
     with pytest.raises(ModelFileError, match="no such file"):
         MLP([2, 1], seed=0).fit([[0.0, 1.0], [1.0, 0.0]], [0.0, 1.0], resume=tmp_path / "nope", verbose=0)
+
+
+def test_early_stopping_state_survives_a_resume(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 4))
+    y = (rng.random(80) < 0.5).astype(int)  # noise: validation loss soon stops improving
+
+    def make():
+        return MLP([4, 32, 2], activation="relu", output_activation="softmax", loss="cross_entropy", seed=0)
+
+    kwargs = dict(lr=0.02, seed=3, validation_split=0.25, patience=4, verbose=0)
+    full = make().fit(X, y, epochs=200, **kwargs)
+    stopped_at = full.epochs_run
+    assert full.stop_reason.startswith("early stopping") and stopped_at >= 4
+    part = make()
+    part.fit(X, y, epochs=stopped_at - 2, checkpoint=tmp_path / "c", **kwargs)  # the wait counter is > 0 here
+    resumed = part.fit(X, y, epochs=200, resume=tmp_path / "c", **kwargs)
+    assert resumed.epochs_run == stopped_at and resumed.stop_reason == full.stop_reason

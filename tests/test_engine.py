@@ -69,7 +69,8 @@ def test_gradcheck_catches_a_wrong_gradient(monkeypatch):
     X, Y = np.ones((2, 3)), np.zeros((2, 2))
     assert gradcheck(net, X, Y).max_rel_error < 1e-6
     sig = get_activation("tanh")
-    monkeypatch.setattr(type(sig), "derivative", lambda self, net_, out: 1.0 - out)  # wrong: should be 1 − o²
+    # a wrong derivative in the backward pass: 1 − o instead of 1 − o²
+    monkeypatch.setattr(type(sig), "backward", lambda self, g, net_, out: g * (1.0 - out))
     net_bad = MLP([3, 4, 2], activation="tanh", dtype="float64", seed=0)
     assert gradcheck(net_bad, X, Y).max_rel_error > 1e-3
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .backend import xp_of
 
 __all__ = [
@@ -49,10 +51,20 @@ class Activation:
     elementwise: bool = True
     #: True when the function may only be used on the output layer.
     output_only: bool = False
+    #: True when backward reads ``net`` (so forward must keep it apart from ``out``)
+    reads_net: bool = True
 
     def forward(self, net: Array) -> Array:
         """out = f(net)."""
         raise NotImplementedError
+
+    def forward_into(self, net: Array, out: Array) -> Array:
+        """out = f(net) written into the preallocated NumPy array ``out`` (the training hot path); returns it.
+
+        ``out`` may be ``net`` itself when ``reads_net`` is False (the backward pass then needs only ``out``).
+        """
+        out[...] = self.forward(net)
+        return out
 
     def derivative(self, net: Array, out: Array) -> Array:
         """dout/dnet, elementwise (given both net and out, whichever the formula reads best with)."""
@@ -80,6 +92,16 @@ class Sigmoid(Activation):
         # 1 / (1 + exp(−net)), written through tanh so that large |net| never overflows exp
         return 0.5 * (1.0 + xp_of(net).tanh(0.5 * net))
 
+    reads_net = False
+
+    def forward_into(self, net: Array, out: Array) -> Array:
+        # out = ½(1 + tanh(net/2)), in place
+        np.multiply(net, 0.5, out=out)
+        np.tanh(out, out=out)
+        out += 1.0
+        out *= 0.5
+        return out
+
     def derivative(self, net: Array, out: Array) -> Array:
         return out * (1.0 - out)  # dout/dnet = o(1 − o)
 
@@ -94,11 +116,25 @@ class Tanh(Activation):
 
     name = "tanh"
 
+    reads_net = False
+
     def forward(self, net: Array) -> Array:
         return xp_of(net).tanh(net)
 
+    def forward_into(self, net: Array, out: Array) -> Array:
+        return np.tanh(net, out=out)
+
     def derivative(self, net: Array, out: Array) -> Array:
         return 1.0 - out * out  # dout/dnet = 1 − o²
+
+    def backward(self, dE_dout: Array, net: Array, out: Array) -> Array:
+        if isinstance(dE_dout, np.ndarray):
+            sq = np.multiply(out, out)
+            np.subtract(1.0, sq, out=sq)
+            dE_dout *= sq  # δ = ∂E/∂out · (1 − o²)
+            return dE_dout
+        dE_dout *= 1.0 - out * out
+        return dE_dout
 
 
 class ReLU(Activation):
@@ -106,8 +142,13 @@ class ReLU(Activation):
 
     name = "relu"
 
+    reads_net = False
+
     def forward(self, net: Array) -> Array:
         return xp_of(net).maximum(net, 0.0)
+
+    def forward_into(self, net: Array, out: Array) -> Array:
+        return np.maximum(net, 0.0, out=out)
 
     def derivative(self, net: Array, out: Array) -> Array:
         xp = xp_of(out)
@@ -178,8 +219,15 @@ class Identity(Activation):
 
     name = "identity"
 
+    reads_net = False
+
     def forward(self, net: Array) -> Array:
         return xp_of(net).asarray(net, copy=True)
+
+    def forward_into(self, net: Array, out: Array) -> Array:
+        if out is not net:
+            out[...] = net
+        return out
 
     def derivative(self, net: Array, out: Array) -> Array:
         return xp_of(net).ones_like(net)
@@ -194,6 +242,13 @@ class Softmax(Activation):
     name = "softmax"
     elementwise = False
     output_only = True
+    reads_net = True  # the fused cross-entropy loss reads net (log-softmax)
+
+    def forward_into(self, net: Array, out: Array) -> Array:
+        np.subtract(net, net.max(axis=-1, keepdims=True), out=out)
+        np.exp(out, out=out)
+        out /= out.sum(axis=-1, keepdims=True)
+        return out
 
     def forward(self, net: Array) -> Array:
         xp = xp_of(net)

@@ -55,6 +55,12 @@ class Dense:
         # recorded only when the network is asked to (trace_step): ∂E/∂out and δ = ∂E/∂net of this layer
         self.dE_dout: Array | None = None
         self.delta: Array | None = None
+        # the training hot path reuses these per batch size: net, out, and ∂E/∂out for the layer below
+        self._buffers: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._reusing = False
+        #: keep net apart from out even when the activation's backward does not need it (the output layer: fused
+        #: losses compute E from net)
+        self.keep_net = False
 
     @property
     def n_in(self) -> int:
@@ -64,14 +70,37 @@ class Dense:
     def n_out(self) -> int:
         return int(self.W.shape[1])
 
-    def forward(self, X: Array) -> Array:
-        """out = f(X · W + b); keeps X, net and out for the backward pass."""
+    def forward(self, X: Array, *, reuse: bool = False) -> Array:
+        """out = f(X · W + b); keeps X, net and out for the backward pass.
+
+        With ``reuse`` (the training loop), net and out are written into buffers kept for this batch size, so a
+        step allocates nothing; the returned array is then overwritten by the next forward pass.
+        """
         self.inputs = X
+        self._reusing = reuse and isinstance(X, np.ndarray)
+        if self._reusing:
+            net, out, _ = self._buffers_for(X.shape[0])
+            np.matmul(X, self.W, out=net)
+            net += self.b  # net = X·W + b
+            self.net = net
+            self.out = self.activation.forward_into(net, out)
+            return self.out
         net = X @ self.W
         net += self.b  # net = X·W + b
         self.net = net
         self.out = self.activation.forward(net)
         return self.out
+
+    def _buffers_for(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        bufs = self._buffers.get(n)
+        if bufs is None:
+            if len(self._buffers) > 4:  # a few batch sizes at most (the last batch of an epoch is often shorter)
+                self._buffers.clear()
+            net = np.empty((n, self.n_out), dtype=self.W.dtype)
+            out = np.empty_like(net) if self.activation.reads_net or self.keep_net else net  # f in place
+            below = np.empty((n, self.n_in), dtype=self.W.dtype)
+            bufs = self._buffers[n] = (net, out, below)
+        return bufs
 
     def backward(self, delta: Array, *, input_grad: bool = True) -> Array | None:
         """Fill ``dW`` and ``db`` from δ = ∂E/∂net; return ∂E/∂out of the layer below (δ · Wᵀ) if ``input_grad``."""
@@ -86,7 +115,12 @@ class Dense:
             xp = xp_of(delta)
             self.dW[...] = xp.matmul(xp.matrix_transpose(self.inputs), delta)
             self.db[...] = xp.sum(delta, axis=0) if self.bias_trainable else 0.0
-        return delta @ self.W.T if input_grad else None
+        if not input_grad:
+            return None
+        if self._reusing and delta.shape[0] in self._buffers:
+            below = self._buffers[delta.shape[0]][2]
+            return np.matmul(delta, self.W.T, out=below)  # ∂E/∂out_below = δ · Wᵀ
+        return delta @ self.W.T
 
     def __repr__(self) -> str:
         return f"Dense({self.n_in} → {self.n_out}, {self.activation.name})"

@@ -77,8 +77,12 @@ class Network:
         self.metadata: dict[str, Any] = {}
         #: named arrays saved with the model (e.g. the command line's input scaling)
         self.extra_arrays: dict[str, np.ndarray] = {}
+        self.layers[-1].keep_net = True
         # record ∂E/∂out and δ of every layer on backward (trace_step turns this on)
         self._record = False
+        # reuse per-batch-size buffers in _forward (the training loop turns this on; results are then overwritten
+        # by the next pass, so nothing outside the loop may keep them)
+        self._reuse_buffers = False
 
     # ------------------------------------------------------------------ shape
     @property
@@ -132,8 +136,9 @@ class Network:
     def _forward(self, X: Array) -> Array:
         """Forward pass without input checks (for the training loop, which checks its data once)."""
         out = X
+        reuse = self._reuse_buffers
         for layer in self.layers:
-            out = layer.forward(out)
+            out = layer.forward(out, reuse=reuse)
         return out
 
     def backward(self, Y: Any) -> None:

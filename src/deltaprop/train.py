@@ -250,6 +250,8 @@ class Trainer:
         self._epoch_correct = 0
         self.stop_training = False
         self.stop_reason = ""
+        #: True once restore() put back a checkpoint (callbacks then keep their restored state at train begin)
+        self.resumed = False
         self.seed = seed
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every_batches = checkpoint_every_batches
@@ -383,7 +385,9 @@ class Trainer:
         total, correct = 0.0, 0
         for lo in range(0, X.shape[0], 8192):
             hi = min(X.shape[0], lo + 8192)
-            out = net._forward(np.asarray(X[lo:hi], dtype=net.dtype))
+            out = net.layers[0].forward(np.asarray(X[lo:hi], dtype=net.dtype))
+            for layer in net.layers[1:]:
+                out = layer.forward(out)  # no buffer reuse: chunks may be large and are evaluated once
             total += net.loss_function.value(out, T[lo:hi], net.layers[-1].net) * (hi - lo)
             if labels is not None:
                 correct += int(np.count_nonzero(net._class_index(out) == labels[lo:hi]))
@@ -392,13 +396,17 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ the loop
     def run(self, epochs: int) -> History:
         """Train until epoch number ``epochs`` (counting epochs already run) or until a stopping criterion holds."""
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is reported, not warned
-            return self._run(epochs)
+        self.net._reuse_buffers = True
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is reported, not warned
+                return self._run(epochs)
+        finally:
+            self.net._reuse_buffers = False
 
     def _run(self, epochs: int) -> History:
         start = time.perf_counter() - (self.history.time[-1] if self.history.time else 0.0)
         for cb in self.callbacks:
-            cb.on_train_begin({})
+            cb.on_train_begin({"resumed": self.resumed})
         while self.epoch < epochs and not self.stop_training:
             epoch = self.epoch
             if self.batch == 0:  # a fresh epoch (a resumed run may start in the middle of one)
@@ -458,7 +466,7 @@ class Trainer:
             "rng": self.rng.bit_generator.state,
             "seed": self.seed,
             "history": self.history.to_dict(),
-            "callbacks": [[type(cb).__name__, cb.get_state()] for cb in self.callbacks],
+            "callbacks": [[key, cb.get_state()] for key, cb in zip(self._callback_keys(), self.callbacks)],
             "n_examples": int(self.X.shape[0]),
             "batch_size": self.batch_size,
             "shuffle": self.shuffle,
@@ -487,14 +495,25 @@ class Trainer:
         self.epoch, self.batch, self.step_count = int(meta["epoch"]), int(meta["batch"]), int(meta["step_count"])
         self._epoch_loss, self._epoch_correct = float(meta["epoch_loss"]), int(meta["epoch_correct"])
         self.history = History.from_dict(meta["history"])
-        saved = {name: state for name, state in meta["callbacks"]}
-        for cb in self.callbacks:
-            if type(cb).__name__ in saved:
-                cb.set_state(saved[type(cb).__name__])
+        saved = dict(meta["callbacks"])
+        for key, cb in zip(self._callback_keys(), self.callbacks):
+            if key in saved:
+                cb.set_state(saved[key])
+        self.resumed = True
         if "perm" in arrays and self.shuffle:
             self.perm = arrays["perm"].astype(np.intp)
             if self.batch > 0:
                 self._gather_epoch()
+
+    def _callback_keys(self) -> list[str]:
+        """'EarlyStopping#0', … : a callback's class and its rank among callbacks of that class."""
+        seen: dict[str, int] = {}
+        keys = []
+        for cb in self.callbacks:
+            name = type(cb).__name__
+            keys.append(f"{name}#{seen.get(name, 0)}")
+            seen[name] = seen.get(name, 0) + 1
+        return keys
 
     def save_checkpoint(self, path: Any) -> None:
         """Write the checkpoint (only the root process writes files)."""
