@@ -8,14 +8,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .activations import get_activation
-from .gradcheck import GradcheckResult, gradcheck
+from .gradcheck import GradcheckResult, gradcheck  # eager: the function shadows its module's name
 from .layers import Dense
 from .losses import get_loss
 from .network import MLP, Network
-from .trace import Trace, trace_step
+
+if TYPE_CHECKING:
+    from .trace import Trace, trace_step
 
 __version__ = "0.1.0"
 
@@ -44,7 +46,6 @@ _LAZY = {
     "io",
     "distributed",
     "tabular",
-    "gradcheck",
     "safefile",
 }
 
@@ -56,8 +57,15 @@ def load(path: Any) -> Any:
     return _load(path)
 
 
+_LAZY_NAMES = {"trace_step": "trace", "Trace": "trace"}
+
+
 def __getattr__(name: str) -> Any:
     # submodules with optional or heavier imports are loaded on first use: `import deltaprop` stays fast
+    if name in _LAZY_NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
     if name in _LAZY:
         import importlib
 

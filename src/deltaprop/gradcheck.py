@@ -17,8 +17,7 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -27,8 +26,7 @@ from .network import MLP, Network
 __all__ = ["GradcheckResult", "gradcheck"]
 
 
-@dataclass(frozen=True)
-class GradcheckResult:
+class GradcheckResult(NamedTuple):
     """Analytic (backprop) and numeric (finite-difference) gradients and how far apart they are."""
 
     analytic: np.ndarray
