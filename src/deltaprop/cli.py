@@ -1216,6 +1216,24 @@ Examples:
         click.echo(text)
         return 0
 
+    # -------------------------------------------------------------------------------------------- explore
+    @cli.command(
+        "explore",
+        short_help="Step through backpropagation and watch training in your web browser.",
+        epilog="""\b
+Examples:
+  deltaprop explore
+  deltaprop explore --port 8765 --no-browser""",
+    )
+    @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (this computer only).")
+    @click.option("--port", type=int, default=0, show_default=True, help="Port; 0 picks a free one.")
+    @click.option("--no-browser", is_flag=True, help="Print the address without opening a web browser.")
+    def explore(host: str, port: int, no_browser: bool) -> int:
+        """Serve the backprop explorer page (docs/explorer.md) until Ctrl+C."""
+        from .explore import main as explore_main
+
+        return explore_main(host=host, port=port, open_browser=not no_browser)
+
     # ----------------------------------------------------------------------------------------------- plot
     @cli.group(
         "plot",
