@@ -297,3 +297,18 @@ def test_no_warning_on_a_healthy_run():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         MLP([2, 2, 1], seed=0).fit(XOR_X, XOR_Y, epochs=3, verbose=0)
+
+
+def test_online_fit_gives_the_same_result_with_or_without_the_compiled_kernel(monkeypatch):
+    pytest.importorskip("numba", reason="the compiled online kernel needs numba: pip install 'deltaprop[fast]'")
+    X, y = moons(120)
+
+    def run():
+        net = MLP([2, 6, 2], activation="tanh", output_activation="softmax", loss="cross_entropy", seed=0)
+        net.fit(X, y, epochs=3, batch_size=1, optimizer="sgd", lr=0.05, seed=0, verbose=0)
+        return net.theta.copy()
+
+    compiled = run()
+    monkeypatch.setenv("DELTAPROP_NUMBA", "0")
+    engine = run()
+    np.testing.assert_allclose(compiled, engine, rtol=1e-5, atol=1e-6)  # float32: same updates, rounding apart
