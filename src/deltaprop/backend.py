@@ -42,6 +42,8 @@ def is_numpy(a: Any) -> bool:
 
 def xp_of(*arrays: Any) -> Any:
     """The array namespace of ``arrays``: ``numpy`` itself for NumPy arrays, else the array-api-compat namespace."""
+    if type(arrays[0]) is np.ndarray and len(arrays) == 1:  # the common case, without the generic checks
+        return np
     if all(is_numpy(a) for a in arrays):
         return np
     compat = require("array_api_compat", "gpu", "Training on non-NumPy arrays (CuPy, PyTorch)")

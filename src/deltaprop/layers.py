@@ -108,7 +108,7 @@ class Dense:
         if isinstance(delta, np.ndarray) and isinstance(self.dW, np.ndarray):
             np.matmul(self.inputs.T, delta, out=self.dW)  # ∂E/∂W = outᵀ_below · δ
             if self.bias_trainable:
-                np.sum(delta, axis=0, out=self.db)  # ∂E/∂b = Σ δ over the batch
+                np.add.reduce(delta, axis=0, out=self.db)  # ∂E/∂b = Σ δ over the batch
             else:
                 self.db[...] = 0.0
         else:

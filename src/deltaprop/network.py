@@ -239,7 +239,7 @@ class Network:
             out = out.reshape(1, -1)
         if self.n_outputs == 1:
             return (out[:, 0] > 0.5).astype(np.intp)
-        return np.argmax(out, axis=1)
+        return out.argmax(axis=1)
 
     # -------------------------------------------------------------- weights
     def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -408,7 +408,8 @@ def check_inputs(X: Any, n_inputs: int, dtype: Any, *, name: str = "X") -> tuple
             f"(layer_sizes[0]={n_inputs})"
         )
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.all(np.isfinite(arr)):
+    # a finite sum proves every value finite without a temporary the size of X; otherwise look closer
+    if not np.isfinite(arr.sum()) and not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first")
     return arr, single
 
