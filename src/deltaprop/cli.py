@@ -1216,6 +1216,20 @@ Examples:
         click.echo(text)
         return 0
 
+    # ---------------------------------------------------------------------------------------------- bench
+    @cli.command(
+        "bench",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+        short_help="Benchmark deltaprop against PyTorch and scikit-learn on this machine.",
+        add_help_option=False,
+    )
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def bench(args: tuple[str, ...]) -> int:
+        """Run the benchmark suite (workloads L, M, S, O); 'deltaprop bench --help' lists its options."""
+        from .benchmark import main as bench_main
+
+        return bench_main(list(args))
+
     # -------------------------------------------------------------------------------------------- explore
     @cli.command(
         "explore",

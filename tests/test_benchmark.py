@@ -1,0 +1,82 @@
+"""Smoke test of the benchmark harness: FLOP counting, the plain NumPy loop, the report's structure (no timings)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from deltaprop import MLP, benchmark
+from deltaprop.optim import SGD
+
+
+def test_flops_per_example_matches_the_issue():
+    # P = 784·512 + 512·256 + 256·10 = 535,040 weights; 2P + 2P + 2(P − 784·512) = 2.41 MFLOP
+    assert benchmark.n_weights([784, 512, 256, 10]) == 535_040
+    assert benchmark.flops_per_example([784, 512, 256, 10]) == 2_407_424
+    assert benchmark.flops_per_example([2, 2, 2]) == 40
+    assert benchmark.flops_per_example([5, 3]) == 2 * 15 + 2 * 15  # one layer: no input gradients
+
+
+def test_gemm_floor_does_exactly_the_counted_flops(monkeypatch):
+    w = benchmark.Workload(**{**benchmark.WORKLOADS["M"].__dict__, "sizes": (6, 5, 4, 3), "batch_size": 4, "n": 10})
+    setup, train, _ = benchmark.make_system(w, "gemm")
+    state = setup(benchmark.initial_weights(w))
+    data = benchmark.Data(np.ones((10, 6), np.float32), np.zeros((10, 3), np.float32), np.zeros(10, np.int64), 2)
+    counted = []
+    real = np.matmul
+
+    def counting(a, b, out=None):
+        counted.append(2 * a.shape[0] * a.shape[1] * b.shape[1])
+        return real(a, b, out=out)
+
+    monkeypatch.setattr(np, "matmul", counting)
+    train(state, data)
+    assert sum(counted) == benchmark.flops_per_example(w.sizes) * 10 * 2
+
+
+def test_plain_numpy_loop_matches_deltaprop_full_batch_sgd():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 4)).astype(np.float32)
+    y = np.arange(12) % 3
+    T = np.eye(3, dtype=np.float32)[y]
+    net = MLP([4, 5, 3], activation="relu", output_activation="softmax", loss="cross_entropy", seed=1)
+    init = net.get_weights()
+    net.fit(X, y, epochs=5, batch_size=None, optimizer=SGD(lr=0.1, momentum=0.9), shuffle=False, verbose=0)
+    mine, loss = benchmark.numpy_train(X, T, init, optimizer="sgd", lr=0.1, momentum=0.9, batch_size=12, epochs=5)
+    for (W, b), (W2, b2) in zip(net.get_weights(), mine):
+        np.testing.assert_allclose(W, W2, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(b, b2, rtol=1e-4, atol=1e-5)
+    assert math.isfinite(loss)
+
+
+def test_report_structure_and_missing_peer(monkeypatch, tmp_path):
+    monkeypatch.setitem(benchmark.PEER_MODULES, "torch", "no_such_module_for_deltaprop_tests")
+    report = benchmark.run_benchmark(
+        ["S"], quick=True, repeats=2, systems=["deltaprop", "numpy", "torch"], measure_import=False, quiet=True
+    )
+    s = report["workloads"]["S"]
+    assert s["flops_per_example"] == 40
+    assert set(s["systems"]) == {"deltaprop", "numpy", "torch"}
+    for name in ("deltaprop", "numpy"):
+        r = s["systems"][name]
+        assert len(r["times"]) == 2 and r["median"] > 0, r.get("note")
+        assert r["eval_loss"] == pytest.approx(s["systems"]["numpy"]["eval_loss"], rel=1e-3)
+        assert r["maxrss"] >= 0
+    assert "not installed" in s["systems"]["torch"]["note"] and not s["systems"]["torch"]["times"]
+    targets = {t["target"]: t for t in report["targets"]}
+    assert targets["S: deltaprop >= 25x torch throughput"]["met"] is None  # no PyTorch: not measured
+    text = benchmark.format_report(report)
+    assert "## Machine" in text and "### S:" in text and "## Targets" in text and "not installed" in text
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Findings\n\nkept\n")
+    benchmark.write_report(str(path), text)
+    benchmark.write_report(str(path), text)  # the second write replaces the first block
+    written = path.read_text()
+    assert written.startswith("# Findings\n\nkept\n") and written.count(benchmark.BEGIN) == 1
+
+
+def test_unknown_workload_is_an_error(capsys):
+    assert benchmark.main(["--workloads", "Z", "--quiet"]) == 2
+    assert "unknown workload" in capsys.readouterr().err
