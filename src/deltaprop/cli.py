@@ -289,7 +289,7 @@ def _load_model(path: str) -> Network:
 
     p = _require_file(path, "model")
     try:
-        return load(p)
+        return load(p, as_network=True)  # an estimator's file: its network
     except ModelFileError as exc:
         if "checkpoint" not in str(exc):
             raise

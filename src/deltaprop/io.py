@@ -77,10 +77,85 @@ def save(net: Network, path: str | os.PathLike[str]) -> None:
     safefile.write(path, tensors, meta)
 
 
-def load(path: str | os.PathLike[str]) -> Network:
-    """Read a model written by :func:`save`; raise :class:`ModelFileError` for anything that is not a good model."""
+#: The key of a model's metadata under which ``MLPClassifier.save`` / ``MLPRegressor.save`` keep the estimator.
+SKLEARN_ESTIMATOR_KEY = "sklearn_estimator"
+
+
+def load(path: str | os.PathLike[str], *, as_network: bool = False) -> Any:
+    """Read a model written by :func:`save`; raise :class:`ModelFileError` for anything that is not a good model.
+
+    A file written by :meth:`deltaprop.sklearn.MLPClassifier.save` or ``MLPRegressor.save`` (its metadata holds
+    ``"sklearn_estimator"``) gives back that estimator, fitted, its ``network_`` rebuilt from the file; it needs
+    scikit-learn (:class:`~deltaprop.backend.MissingExtraError` otherwise), which is imported only then. Any other
+    model file gives back the :class:`~deltaprop.Network`. ``as_network=True`` always gives the network, as stored
+    (for code that only predicts, such as the command line), without importing scikit-learn.
+
+    Nothing from the file is ever run (no pickle): estimator metadata that is not what ``save`` writes - an unknown
+    class, values of the wrong type, parameters that the estimator rejects - raises :class:`ModelFileError` too.
+    """
     tensors, meta = safefile.read(path)
-    return network_from_payload(tensors, meta, path)
+    net = network_from_payload(tensors, meta, path)
+    if as_network or SKLEARN_ESTIMATOR_KEY not in net.metadata:
+        return net
+    return _estimator_from_network(net, path)
+
+
+def _estimator_from_network(net: Network, path: Any) -> Any:
+    """The scikit-learn estimator whose fitted state ``net.metadata["sklearn_estimator"]`` describes."""
+    from .backend import require
+
+    require("sklearn", "sklearn", f"loading the scikit-learn estimator saved in {os.fspath(path)}")
+    from .sklearn import estimator_from_network
+
+    try:
+        return estimator_from_network(net, path)
+    except ModelFileError:
+        raise
+    except Exception as exc:  # every check is explicit; this only makes sure no other error type can escape
+        raise ModelFileError(
+            f"{os.fspath(path)}: the scikit-learn estimator saved in it cannot be rebuilt "
+            f"({type(exc).__name__}: {exc}); it is not a usable deltaprop model file"
+        ) from None
+
+
+_LABEL_KINDS = {"i": "int", "u": "int", "U": "str", "b": "bool", "f": "float"}
+_LABEL_TYPES: dict[str, type] = {"int": int, "str": str, "bool": bool, "float": float}
+
+
+def labels_to_json(labels: Any) -> dict[str, Any]:
+    """An array of labels as JSON: ``{"kind": "int" | "str" | "bool" | "float", "values": [...]}``.
+
+    The encoding of a model's ``classes``; an object array of Python strings (or numbers) is stored as its kind.
+    Raise ``TypeError`` for labels of any other kind.
+    """
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise TypeError(f"labels must be a 1-d array, got shape {arr.shape}")
+    if arr.dtype.kind == "O":
+        arr = np.asarray(arr.tolist()) if len(arr) else arr.astype(str)
+    kind = _LABEL_KINDS.get(arr.dtype.kind)
+    if kind is None:
+        raise TypeError(f"labels of dtype {arr.dtype} cannot be saved")
+    values = arr.tolist()
+    if kind == "float" and not all(math.isfinite(v) for v in values):
+        raise TypeError("labels must be finite numbers")
+    return {"kind": kind, "values": values}
+
+
+def labels_from_json(spec: Any, what: str) -> np.ndarray:
+    """The array that :func:`labels_to_json` encoded; ``ValueError`` (naming ``what``) for anything else."""
+    if not isinstance(spec, dict) or set(spec) != {"kind", "values"} or not isinstance(spec["values"], list):
+        raise ValueError(f"{what} must be an object {{kind, values}}")
+    kind, values = spec["kind"], spec["values"]
+    if not isinstance(kind, str) or kind not in _LABEL_TYPES or not all(type(v) is _LABEL_TYPES[kind] for v in values):
+        raise ValueError(f"{what}: kind must be one of {sorted(_LABEL_TYPES)} and every value of that kind")
+    if kind == "float" and not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{what} must be finite numbers")
+    if kind == "int" and not all(-(2**63) <= v < 2**63 for v in values):
+        raise ValueError(f"{what} must be 64-bit integers")
+    if not values:
+        return np.array([], dtype={"int": np.int64, "str": str, "bool": bool, "float": np.float64}[kind])
+    return np.array(values)
 
 
 def network_from_payload(tensors: dict[str, np.ndarray], meta: dict[str, Any], path: Any) -> Network:

@@ -6,6 +6,7 @@ They take the parameters of :class:`sklearn.neural_network.MLPClassifier` / ``ML
 ``output_activation``, ``callbacks``, ``dtype``), and work wherever a scikit-learn estimator does: ``Pipeline``,
 ``GridSearchCV``, ``cross_val_score``, ``clone``. The fitted network is ``network_`` (a
 :class:`deltaprop.Network`) and the training record ``history_`` (a :class:`deltaprop.train.History`).
+``save(path)`` writes a fitted estimator to a model file and ``deltaprop.load(path)`` gives it back, without pickle.
 
 Needs the optional dependency scikit-learn: ``pip install "deltaprop[sklearn]"``.
 
@@ -34,10 +35,12 @@ How training follows scikit-learn's MLP:
 from __future__ import annotations
 
 import copy
+import json
 import math
 import numbers
+import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -62,7 +65,9 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 
 from .activations import get_activation  # noqa: E402
 from .callbacks import Callback, TerminateOnNaN  # noqa: E402
+from .io import SKLEARN_ESTIMATOR_KEY, labels_from_json, labels_to_json  # noqa: E402
 from .network import MLP, Network  # noqa: E402
+from .safefile import ModelFileError  # noqa: E402
 from .train import History, Trainer  # noqa: E402
 
 try:  # scikit-learn >= 1.6
@@ -643,6 +648,175 @@ class _BaseMLP(BaseEstimator):
     def _score_encoded(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None) -> float:
         raise NotImplementedError
 
+    # ---------------------------------------------------------------------------- saving
+    def save(self, path: Any) -> None:
+        """Write the fitted estimator to a model file; ``deltaprop.load(path)`` gives it back (no pickle).
+
+        The file is the network's model file (safetensors + JSON, written atomically; ``deltaprop.io.load(path,
+        as_network=True)`` and any safetensors reader read the network) with, in its metadata under
+        ``"sklearn_estimator"``, the class, the constructor parameters and every fitted attribute that ``predict``,
+        ``predict_proba``, ``score`` and ``partial_fit`` use - the optimiser's state included, so that the loaded
+        estimator predicts exactly the same and ``partial_fit`` continues exactly as this one would.
+
+        Parameters are stored as JSON data (tuples stay tuples). Some that are not JSON are stored as their JSON
+        equivalent (listed in ``converted_params``): activation and loss objects as their config dicts, a NumPy
+        ``dtype`` as its name, ``hidden_layer_sizes`` as a list. Any other that is not JSON data - ``callbacks``,
+        an ``optimizer`` instance, a ``RandomState`` - is stored as null and named in ``dropped_params``: the loaded
+        estimator has None there (no callbacks; a new ``fit`` uses ``solver``, though ``partial_fit`` continues with
+        the saved optimiser and its state; ``random_state=None``). A subclass is saved as (and loads as) the
+        deltaprop class it derives from. Raises scikit-learn's ``NotFittedError`` before ``fit``.
+        """
+        check_is_fitted(self)
+        from .io import save
+
+        if any(name.startswith(_SAVED_PREFIX) for name in self.network_.extra_arrays):
+            raise ValueError(f"network_.extra_arrays names starting with {_SAVED_PREFIX!r} are reserved for save()")
+        state, arrays = self._saved_state()
+        net = copy.copy(self.network_)  # the fitted network itself is left as it is
+        net.metadata = {**self.network_.metadata, SKLEARN_ESTIMATOR_KEY: state}
+        net.extra_arrays = {**self.network_.extra_arrays, **{_SAVED_PREFIX + k: v for k, v in arrays.items()}}
+        if net.classes is not None and net.classes.dtype.kind == "O":
+            net.classes = labels_from_json(labels_to_json(net.classes), "classes")
+        save(net, path)
+
+    def _saved_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(the JSON stored under ``"sklearn_estimator"``, the arrays stored with it)."""
+        cls = MLPClassifier if isinstance(self, MLPClassifier) else MLPRegressor
+        params, dropped, converted = _params_to_json(self)
+        try:  # a file that save writes always loads: check now that the stored parameters are accepted
+            stored = cls(**{k: _from_json(v) for k, v in params.items()})
+            stored._check_params()
+            _check_specs(stored)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"cannot save this {cls.__name__}: its parameters {dropped} are not JSON data and are stored as None, "
+                f"which the estimator rejects ({exc})"
+            ) from None
+        names = getattr(self, "feature_names_in_", None)
+        loss = getattr(self, "loss_", None)
+        fitted: dict[str, Any] = {
+            "n_features_in_": int(self.n_features_in_),
+            "feature_names_in_": None if names is None else [str(n) for n in names],
+            "n_outputs_": int(self.n_outputs_),
+            "n_layers_": int(self.n_layers_),
+            "out_activation_": str(self.out_activation_),
+            "loss_": None if loss is None else float(loss),
+            "loss_curve_": [float(v) for v in self.loss_curve_],
+            "best_loss_": None if self.best_loss_ is None else float(self.best_loss_),
+            "validation_scores_": None
+            if self.validation_scores_ is None
+            else [float(v) for v in self.validation_scores_],
+            "best_validation_score_": None
+            if self.best_validation_score_ is None
+            else float(self.best_validation_score_),
+            "n_iter_": int(self.n_iter_),
+            "t_": int(self.t_),
+            "no_improvement_count": int(getattr(self, "_no_improvement_count", 0)),
+            "history_": _plain(self.history_.to_dict()),
+            **self._saved_labels(),
+        }
+        arrays: dict[str, np.ndarray] = {}
+        best = getattr(self, "_best_theta", None)
+        if self.validation_scores_ is not None and best is not None:  # early stopping restores these weights
+            arrays["best_theta"] = np.array(best)
+        fitted["optimizer"], opt_arrays = _optimizer_to_json(self)
+        arrays.update({f"optimizer.{k}": v for k, v in opt_arrays.items()})
+        state = {
+            "format_version": _SAVE_FORMAT_VERSION,
+            "class": cls.__name__,
+            "params": params,
+            "dropped_params": dropped,
+            "converted_params": converted,
+            "fitted": fitted,
+        }
+        return state, arrays
+
+    def _saved_labels(self) -> dict[str, Any]:
+        return {}
+
+    def _restore_labels(self, fitted: dict[str, Any], net: Network, bad: _Bad) -> None:
+        if net.classes is not None:
+            raise bad("a regressor's network has no class labels")
+
+    def _restore(self, fitted: Any, net: Network, bad: _Bad) -> None:
+        """Check the saved fitted state against ``net`` and make this (new) estimator the fitted one."""
+        keys = _FITTED_KEYS | self._label_keys
+        if not isinstance(fitted, dict) or set(fitted) != keys:
+            got = sorted(fitted) if isinstance(fitted, dict) else type(fitted).__name__
+            raise bad(f"'fitted' must be an object with keys {sorted(keys)}, got {got}")
+        sizes = net.layer_sizes
+        n_features = _json_int(fitted, "n_features_in_", bad, low=1)
+        n_outputs = _json_int(fitted, "n_outputs_", bad, low=1)
+        n_layers = _json_int(fitted, "n_layers_", bad, low=2)
+        if (n_features, n_outputs, n_layers) != (sizes[0], sizes[-1], len(sizes)):
+            raise bad(
+                f"n_features_in_={n_features}, n_outputs_={n_outputs}, n_layers_={n_layers} do not match the network "
+                f"of layer sizes {list(sizes)}"
+            )
+        out_act = fitted["out_activation_"]
+        if out_act != _sklearn_act_name(net.layers[-1].activation):
+            raise bad(f"out_activation_={out_act!r} is not the network's output activation")
+        names = fitted["feature_names_in_"]
+        if names is not None and (
+            not isinstance(names, list) or len(names) != n_features or not all(isinstance(n, str) for n in names)
+        ):
+            raise bad(f"feature_names_in_ must be null or a list of {n_features} strings")
+        loss = _json_number(fitted["loss_"], "loss_", bad, optional=True)
+        loss_curve = _json_numbers(fitted["loss_curve_"], "loss_curve_", bad)
+        best_loss = _json_number(fitted["best_loss_"], "best_loss_", bad, optional=True)
+        val_scores = _json_numbers(fitted["validation_scores_"], "validation_scores_", bad, optional=True)
+        best_val = _json_number(fitted["best_validation_score_"], "best_validation_score_", bad, optional=True)
+        if not (val_scores is None) == (best_val is None) == (best_loss is not None):
+            raise bad(
+                "validation_scores_ and best_validation_score_ (early stopping) or best_loss_ must be set, not both"
+            )
+        n_iter = _json_int(fitted, "n_iter_", bad)
+        t = _json_int(fitted, "t_", bad)
+        no_improvement = _json_int(fitted, "no_improvement_count", bad)
+        history = _history_from_json(fitted["history_"], bad)
+        self._restore_labels(fitted, net, bad)
+
+        saved = {k[len(_SAVED_PREFIX) :]: v for k, v in net.extra_arrays.items() if k.startswith(_SAVED_PREFIX)}
+        best_theta = saved.pop("best_theta", None)
+        if best_theta is not None:
+            _check_like_theta(best_theta, net, "best_theta", bad)
+        opt_arrays = {k[len("optimizer.") :]: saved.pop(k) for k in list(saved) if k.startswith("optimizer.")}
+        if saved:
+            raise bad(f"unknown arrays {sorted(_SAVED_PREFIX + k for k in saved)}")
+        optimizer = None
+        if fitted["optimizer"] is not None:
+            optimizer = _optimizer_from_json(fitted["optimizer"], opt_arrays, net, float(self.alpha), bad)
+        elif opt_arrays:
+            raise bad("optimizer arrays are stored but no optimizer")
+
+        # everything checked: the fitted state
+        net.metadata = {k: v for k, v in net.metadata.items() if k != SKLEARN_ESTIMATOR_KEY}
+        net.extra_arrays = {k: v for k, v in net.extra_arrays.items() if not k.startswith(_SAVED_PREFIX)}
+        self.network_ = net
+        self.n_features_in_ = n_features
+        if names is not None:
+            self.feature_names_in_ = np.array(names, dtype=object)
+        self.n_outputs_ = n_outputs
+        self.n_layers_ = n_layers
+        self.out_activation_ = out_act
+        if loss is not None:
+            self.loss_ = loss
+        self.loss_curve_ = loss_curve or []
+        self.best_loss_ = best_loss
+        self.validation_scores_ = val_scores
+        self.best_validation_score_ = best_val
+        self.n_iter_ = n_iter
+        self.t_ = t
+        self._no_improvement_count = no_improvement
+        self.history_ = history
+        self._best_theta = net.theta.copy() if best_theta is None else np.array(best_theta)
+        self.coefs_ = [layer.W.copy() for layer in net.layers]
+        self.intercepts_ = [layer.b.copy() for layer in net.layers]
+        if optimizer is not None:
+            self._optimizer, self._opt_state = optimizer
+
+    _label_keys: frozenset[str] = frozenset()
+
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "network_")
 
@@ -829,6 +1003,35 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             pred = np.argmax(out, axis=1)
         return float(accuracy_score(y, pred, sample_weight=sample_weight))
 
+    _label_keys = frozenset({"classes_", "multilabel"})
+
+    def _saved_labels(self) -> dict[str, Any]:
+        return {"classes_": labels_to_json(self.classes_), "multilabel": bool(self._multilabel)}
+
+    def _restore_labels(self, fitted: dict[str, Any], net: Network, bad: _Bad) -> None:
+        try:
+            classes = labels_from_json(fitted["classes_"], "classes_")
+        except ValueError as exc:
+            raise bad(str(exc)) from None
+        multilabel = fitted["multilabel"]
+        if not isinstance(multilabel, bool):
+            raise bad(f"multilabel must be true or false, got {multilabel!r}")
+        values = classes.tolist()
+        if len(values) < 2 or len(set(values)) != len(values) or not np.all(classes[:-1] < classes[1:]):
+            raise bad("classes_ must be at least two distinct labels, sorted")
+        n_out = net.n_outputs
+        if multilabel:
+            if values != list(range(n_out)) or classes.dtype.kind != "i" or net.classes is not None:
+                raise bad(f"a multilabel classifier's classes_ are 0..{n_out - 1} and its network has no labels")
+        else:
+            if not (len(values) == n_out or (len(values) == 2 and n_out == 1)):
+                raise bad(f"{len(values)} classes do not fit a network with {n_out} output(s)")
+            if net.classes is None or net.classes.tolist() != values:
+                raise bad("classes_ differ from the network's class labels")
+            net.classes = classes
+        self.classes_ = classes
+        self._multilabel = multilabel
+
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
@@ -903,3 +1106,325 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _more_tags(self) -> dict[str, Any]:  # scikit-learn < 1.6
         return {"multioutput": True}
+
+
+# ------------------------------------------------------------------------------------- saving and loading
+#: the version of the ``"sklearn_estimator"`` metadata that :meth:`MLPClassifier.save` writes
+_SAVE_FORMAT_VERSION = 1
+#: names of the estimator's arrays in the model file (``extra.sklearn.…`` tensors)
+_SAVED_PREFIX = "sklearn."
+_STATE_KEYS = {"format_version", "class", "params", "dropped_params", "converted_params", "fitted"}
+_FITTED_KEYS = frozenset(
+    {
+        "n_features_in_",
+        "feature_names_in_",
+        "n_outputs_",
+        "n_layers_",
+        "out_activation_",
+        "loss_",
+        "loss_curve_",
+        "best_loss_",
+        "validation_scores_",
+        "best_validation_score_",
+        "n_iter_",
+        "t_",
+        "no_improvement_count",
+        "history_",
+        "optimizer",
+    }
+)
+_ESTIMATORS: dict[str, type[_BaseMLP]] = {"MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}
+#: a tuple stored as JSON: ``{"__tuple__": [...]}``
+_TUPLE_TAG = "__tuple__"
+_Bad = Callable[[str], ModelFileError]
+
+
+class _NotJSON(Exception):
+    pass
+
+
+def _to_json(value: Any, depth: int = 0) -> Any:
+    """``value`` as JSON data (tuples tagged so that they come back as tuples); :class:`_NotJSON` if it is not."""
+    if depth > 32:
+        raise _NotJSON
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, tuple):
+        return {_TUPLE_TAG: [_to_json(v, depth + 1) for v in value]}
+    if isinstance(value, list):
+        return [_to_json(v, depth + 1) for v in value]
+    if isinstance(value, dict) and _TUPLE_TAG not in value and all(isinstance(k, str) for k in value):
+        return {k: _to_json(v, depth + 1) for k, v in value.items()}
+    raise _NotJSON
+
+
+def _from_json(value: Any) -> Any:
+    """The value that :func:`_to_json` stored; ``ValueError`` for a badly tagged tuple."""
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    if isinstance(value, dict):
+        if _TUPLE_TAG in value:
+            if len(value) != 1 or not isinstance(value[_TUPLE_TAG], list):
+                raise ValueError(f"a tuple is stored as {{{_TUPLE_TAG!r}: [...]}}, got {value!r}")
+            return tuple(_from_json(v) for v in value[_TUPLE_TAG])
+        return {k: _from_json(v) for k, v in value.items()}
+    return value
+
+
+def _json_equivalent(est: _BaseMLP, name: str, value: Any) -> Any:
+    """The JSON data that stands for a parameter ``value`` that is not JSON data itself, or None."""
+    try:
+        if name in ("activation", "output_activation", "loss") and callable(getattr(value, "get_config", None)):
+            return _to_json(value.get_config())
+        if name == "dtype":
+            return str(np.dtype(value))
+        if name == "hidden_layer_sizes":
+            return est._hidden_sizes()
+    except (_NotJSON, ValueError, TypeError):
+        pass
+    return None
+
+
+def _params_to_json(est: _BaseMLP) -> tuple[dict[str, Any], list[str], list[str]]:
+    """(the parameters as JSON, the names stored as null, the names stored as a JSON equivalent)."""
+    params: dict[str, Any] = {}
+    dropped: list[str] = []
+    converted: list[str] = []
+    for name, value in est.get_params(deep=False).items():
+        try:
+            params[name] = _to_json(value)
+            continue
+        except _NotJSON:
+            pass
+        params[name] = _json_equivalent(est, name, value)
+        (dropped if params[name] is None else converted).append(name)
+    return params, dropped, converted
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with NumPy scalars turned into Python ones (JSON data)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _optimizer_to_json(est: _BaseMLP) -> tuple[dict[str, Any] | None, dict[str, np.ndarray]]:
+    """The optimiser that ``partial_fit`` continues with, and its state: (JSON, arrays), or (None, {})."""
+    from .optim import OPTIMIZERS
+
+    opt, state = getattr(est, "_optimizer", None), getattr(est, "_opt_state", None)
+    if not isinstance(opt, _L2Optimizer) or not isinstance(state, dict):
+        return None, {}
+    inner = opt.inner
+    if type(inner) is not _SklearnSGD and type(inner) not in OPTIMIZERS.values():
+        return None, {}  # an optimiser deltaprop cannot rebuild from its config: partial_fit starts a fresh one
+    theta = est.network_.theta
+    arrays: dict[str, np.ndarray] = {}
+    scalars: dict[str, Any] = {}
+    for key, value in state.items():
+        if not isinstance(key, str):
+            return None, {}
+        if isinstance(value, np.ndarray):
+            if value.shape != theta.shape or value.dtype != theta.dtype:
+                return None, {}
+            arrays[key] = value.copy()
+        elif value is None or isinstance(value, (bool, np.bool_, numbers.Real)):
+            scalars[key] = _plain(value)
+        else:
+            return None, {}
+    try:
+        config = json.loads(json.dumps(_plain(inner.get_config())))
+    except (TypeError, ValueError):
+        return None, {}
+    return {"config": config, "scalars": scalars, "arrays": sorted(arrays)}, arrays
+
+
+def _optimizer_from_json(
+    spec: Any, arrays: dict[str, np.ndarray], net: Network, alpha: float, bad: _Bad
+) -> tuple[_L2Optimizer, dict[str, Any]]:
+    """The optimiser and state that :func:`_optimizer_to_json` stored, checked against ``net``."""
+    from .optim import optimizer_from_config
+
+    if not isinstance(spec, dict) or set(spec) != {"config", "scalars", "arrays"}:
+        raise bad("optimizer must be null or an object with keys ['arrays', 'config', 'scalars']")
+    config, scalars, names = spec["config"], spec["scalars"], spec["arrays"]
+    if not isinstance(config, dict) or not isinstance(scalars, dict) or not isinstance(names, list):
+        raise bad("the optimizer's config and scalars must be objects and its arrays a list")
+    inner: Any
+    if config.get("name") == "sklearn_sgd":
+        if set(config) != {"name", "lr", "momentum", "nesterov"} or not isinstance(config["nesterov"], bool):
+            raise bad(f"bad sgd optimizer config {config!r}")
+        lr = _json_number(config["lr"], "the optimizer's lr", bad)
+        momentum = _json_number(config["momentum"], "the optimizer's momentum", bad)
+        if not (math.isfinite(lr) and lr >= 0.0 and 0.0 <= momentum <= 1.0):
+            raise bad(f"bad sgd optimizer config {config!r}")
+        inner = _SklearnSGD(lr, momentum, config["nesterov"])
+    else:
+        try:
+            inner = optimizer_from_config(config)
+            if not math.isfinite(float(inner.lr)):
+                raise ValueError("lr must be finite")
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+            raise bad(f"bad optimizer config {config!r} ({type(exc).__name__}: {exc})") from None
+    try:
+        state = inner.init(net.theta)
+    except (ValueError, TypeError) as exc:
+        raise bad(f"the optimizer does not fit the network ({exc})") from None
+    if not all(isinstance(n, str) for n in names) or set(names) != set(arrays) or set(names) & set(scalars):
+        raise bad(f"the optimizer's arrays {names!r} are not the arrays stored ({sorted(arrays)})")
+    if set(state) != set(scalars) | set(names):
+        raise bad(
+            f"the optimizer's state has {sorted(set(scalars) | set(names))}; this optimizer needs {sorted(state)}"
+        )
+    for key in names:
+        if not isinstance(state[key], np.ndarray):
+            raise bad(f"the optimizer's state {key!r} is not an array")
+        _check_like_theta(arrays[key], net, f"optimizer.{key}", bad)
+        state[key][...] = arrays[key]
+    for key, value in scalars.items():
+        fresh = state[key]
+        if isinstance(fresh, bool) or isinstance(fresh, np.ndarray):
+            ok = isinstance(value, bool) and not isinstance(fresh, np.ndarray)
+        elif isinstance(fresh, numbers.Integral):
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        elif isinstance(fresh, numbers.Real):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            value = float(value) if ok else value
+        else:
+            ok = value is None and fresh is None
+        if not ok:
+            raise bad(f"the optimizer's state {key!r} has the wrong type ({value!r})")
+        state[key] = value
+    return _L2Optimizer(inner, alpha, _weight_slices(net)), state
+
+
+def _check_like_theta(arr: np.ndarray, net: Network, name: str, bad: _Bad) -> None:
+    if arr.shape != net.theta.shape or arr.dtype != net.theta.dtype:
+        raise bad(f"array {name!r} must have the shape {net.theta.shape} and dtype {net.theta.dtype} of the weights")
+    if not np.all(np.isfinite(arr)):
+        raise bad(f"array {name!r} contains NaN or infinite values")
+
+
+def _json_int(d: dict[str, Any], key: str, bad: _Bad, *, low: int = 0) -> int:
+    value = d[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise bad(f"{key} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def _json_number(value: Any, what: str, bad: _Bad, *, optional: bool = False) -> Any:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise bad(f"{what} must be a number{' or null' if optional else ''}, got {value!r}")
+    return float(value)
+
+
+def _json_numbers(value: Any, what: str, bad: _Bad, *, optional: bool = False) -> Any:
+    if value is None and optional:
+        return None
+    if not isinstance(value, list):
+        raise bad(f"{what} must be a list of numbers{' or null' if optional else ''}")
+    return [_json_number(v, what, bad) for v in value]
+
+
+def _history_from_json(spec: Any, bad: _Bad) -> History:
+    required = {"epoch", "stop_reason", "best_epoch"}
+    allowed = required | set(History.KEYS)
+    if not isinstance(spec, dict) or not required <= set(spec) <= allowed:
+        raise bad(f"history_ must be an object with keys {sorted(required)} and some of {list(History.KEYS)}")
+    epochs = spec["epoch"]
+    if not isinstance(epochs, list) or not all(isinstance(e, int) and not isinstance(e, bool) for e in epochs):
+        raise bad("history_ epoch must be a list of integers")
+    for key in History.KEYS:
+        values = spec.get(key, [None] * len(epochs))
+        if (
+            not isinstance(values, list)
+            or len(values) != len(epochs)
+            or not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values)
+        ):
+            raise bad(f"history_ {key} must be a list of {len(epochs)} numbers or nulls")
+    if not isinstance(spec["stop_reason"], str):
+        raise bad("history_ stop_reason must be a string")
+    best = spec["best_epoch"]
+    if best is not None and (isinstance(best, bool) or not isinstance(best, int)):
+        raise bad("history_ best_epoch must be null or an integer")
+    return History.from_dict(spec)
+
+
+def _check_specs(est: _BaseMLP) -> None:
+    """Check loss, output_activation, optimizer and random_state (which fit checks only as it uses them)."""
+    from .losses import get_loss
+    from .optim import get_optimizer
+
+    if not isinstance(est.random_state, np.random.RandomState):
+        check_random_state(est.random_state)  # an instance would be consumed; ints and None are checked
+
+    if est.output_activation is not None:
+        get_activation(_act_spec(est.output_activation))
+    if est.loss is not None and est.loss not in ("log_loss", "binary_log_loss"):
+        get_loss(est.loss)
+    if est.optimizer is not None:
+        spec = est.optimizer
+        get_optimizer(copy.deepcopy(spec), lr=est.learning_rate_init if isinstance(spec, str) else None)
+
+
+def estimator_from_network(net: Network, path: Any) -> _BaseMLP:
+    """The fitted estimator saved with ``net`` (``net.metadata["sklearn_estimator"]``), checked thoroughly.
+
+    Used by :func:`deltaprop.load`. Any saved value that is not what :meth:`MLPClassifier.save` writes raises
+    :class:`~deltaprop.io.ModelFileError`; nothing from the file is run.
+    """
+    where = os.fspath(path)
+
+    def bad(what: str) -> ModelFileError:
+        return ModelFileError(
+            f"{where}: the scikit-learn estimator saved in it is not valid: {what}; it is not a usable deltaprop "
+            "model file"
+        )
+
+    spec = net.metadata.get(SKLEARN_ESTIMATOR_KEY)
+    if not isinstance(spec, dict) or set(spec) != _STATE_KEYS:
+        got = sorted(spec) if isinstance(spec, dict) else type(spec).__name__
+        raise bad(f"'{SKLEARN_ESTIMATOR_KEY}' must be an object with keys {sorted(_STATE_KEYS)}, got {got}")
+    version = spec["format_version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise bad(f"format_version must be a positive integer, got {version!r}")
+    if version > _SAVE_FORMAT_VERSION:
+        raise ModelFileError(
+            f"{where}: the estimator was saved by a newer deltaprop (estimator format {version}, this one reads up to "
+            f"{_SAVE_FORMAT_VERSION}); upgrade deltaprop to load it"
+        )
+    name = spec["class"]
+    cls = _ESTIMATORS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise bad(f"unknown estimator class {name!r}; deltaprop saves {' or '.join(_ESTIMATORS)}")
+    params = spec["params"]
+    expected = set(cls._get_param_names())
+    if not isinstance(params, dict) or set(params) != expected:
+        got = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise bad(f"params must be an object with the {cls.__name__} parameters {sorted(expected)}, got {got}")
+    for key in ("dropped_params", "converted_params"):
+        names = spec[key]
+        if not isinstance(names, list) or not all(isinstance(n, str) and n in expected for n in names):
+            raise bad(f"{key} must be a list of parameter names, got {names!r}")
+    if any(params[n] is not None for n in spec["dropped_params"]):
+        raise bad("dropped parameters must be stored as null")
+    try:
+        est = cls(**{k: _from_json(v) for k, v in params.items()})
+        est._check_params()
+        _check_specs(est)
+    except (ValueError, TypeError) as exc:
+        raise bad(f"{cls.__name__} rejects its parameters ({exc})") from None
+    est._restore(spec["fitted"], net, bad)
+    return est
