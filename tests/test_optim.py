@@ -592,3 +592,21 @@ def test_get_schedule():
     assert json.loads(json.dumps(optim.get_schedule("plateau", opt).get_config()))["name"] == "plateau"
     with pytest.raises(TypeError, match="schedule must be a name"):
         optim.get_schedule(0.5, opt)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"momentum": 0.9}, {"momentum": 0.9, "nesterov": True}, {"momentum": 0.5, "dampening": 0.2}]
+)
+def test_sgd_in_pieces_gives_the_same_bits_as_in_one_go(monkeypatch, kwargs):
+    rng = np.random.default_rng(0)
+    theta0 = rng.normal(size=1000).astype(np.float32)
+    results = []
+    for chunk in (10**9, 7):  # 7: every update is done in 143 pieces
+        monkeypatch.setattr(optim, "_CHUNK", chunk)
+        theta = theta0.copy()
+        opt = optim.SGD(lr=0.01, **kwargs)
+        state = opt.init(theta)
+        for k in range(4):
+            opt.step(theta, np.sin(theta + k), state)
+        results.append(theta)
+    assert results[0].tobytes() == results[1].tobytes()

@@ -224,6 +224,10 @@ class Optimizer:
         return out
 
 
+#: elements per piece when a large update is done piece by piece (a few arrays of it stay in the L2 cache)
+_CHUNK = 65536
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum, Nesterov momentum and L2 weight decay (PyTorch's rule).
 
@@ -291,10 +295,21 @@ class SGD(Optimizer):
             c = self._new_scratch(theta, state)
         s, u = c[1], c[2]
         g = self._l2(theta, grad, u) if self.weight_decay != 0.0 else grad  # g ← g + λθ
+        b = state["b"] if self.momentum != 0.0 else s
+        first = state["step"] == 0
+        n = theta.shape[0]
+        if n <= 2 * _CHUNK:
+            self._update(theta, g, b, s, first)
+        else:  # the same update in cache-sized pieces: one trip through memory instead of four (bench finding 5)
+            for lo in range(0, n, _CHUNK):
+                hi = lo + _CHUNK
+                self._update(theta[lo:hi], g[lo:hi], b[lo:hi], s[lo:hi], first)
+        state["step"] += 1
+
+    def _update(self, theta: np.ndarray, g: np.ndarray, b: np.ndarray, s: np.ndarray, first: bool) -> None:
         mu = self.momentum
         if mu != 0.0:
-            b = state["b"]
-            if state["step"] == 0:
+            if first:
                 np.copyto(b, g)  # b ← g
             else:
                 b *= mu  # b ← μb + (1 − τ)g
@@ -312,7 +327,6 @@ class SGD(Optimizer):
         else:
             np.multiply(g, self.lr, out=s)
         theta -= s  # θ ← θ − lr·g
-        state["step"] += 1
 
 
 class Adam(Optimizer):
