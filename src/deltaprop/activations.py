@@ -155,7 +155,10 @@ class ReLU(Activation):
         return xp.astype(out > 0, out.dtype)  # 1 where net > 0, else 0
 
     def backward(self, dE_dout: Array, net: Array, out: Array) -> Array:
-        dE_dout *= out > 0  # δ = ∂E/∂out where the unit is active, 0 elsewhere
+        if isinstance(dE_dout, np.ndarray):
+            dE_dout *= out > 0  # δ = ∂E/∂out where the unit is active, 0 elsewhere
+        else:  # the array API multiplies numbers only, not booleans
+            dE_dout *= xp_of(out).astype(out > 0, dE_dout.dtype)
         return dE_dout
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["xp_of", "is_numpy", "MissingExtraError", "require"]
+__all__ = ["xp_of", "is_numpy", "is_foreign_array", "dtype_in", "MissingExtraError", "require"]
 
 
 class MissingExtraError(ImportError):
@@ -38,6 +38,22 @@ def require(module: str, extra: str, purpose: str) -> Any:
 def is_numpy(a: Any) -> bool:
     """True for NumPy arrays and NumPy scalars (the fast path)."""
     return isinstance(a, (np.ndarray, np.generic, float, int))
+
+
+def is_foreign_array(a: Any) -> bool:
+    """True for an array of another library than NumPy: one with ``__array_namespace__``, or a PyTorch tensor."""
+    return not is_numpy(a) and (hasattr(a, "__array_namespace__") or type(a).__module__.startswith("torch"))
+
+
+def dtype_in(xp: Any, dtype: Any) -> Any:
+    """The dtype of namespace ``xp`` that the NumPy ``dtype`` names (``float32`` → ``torch.float32``)."""
+    if xp is np:
+        return dtype
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        return dtype  # already a dtype of xp
+    return getattr(xp, name)
 
 
 def xp_of(*arrays: Any) -> Any:

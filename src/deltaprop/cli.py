@@ -8,6 +8,7 @@ the traceback).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -417,6 +418,7 @@ def run_train(
     scale: bool = True,
     quiet: bool = False,
     as_json: bool = False,
+    distributed: bool = False,
 ) -> int:
     import numpy as np
 
@@ -439,6 +441,16 @@ def run_train(
         raise CLIError("give a data file or --dataset NAME, not both")
     if resume is not None:
         _require_file(resume, "checkpoint to resume from")
+    from .distributed import launched_size, world
+
+    dist = world() if distributed else None  # without mpi4py: MissingExtraError naming deltaprop[mpi]
+    if dist is not None and not dist.is_root:  # rank 0 alone prints and writes files; the others only train
+        quiet, as_json, plot, force = True, False, None, True
+    if dist is None and launched_size() > 1:
+        raise CLIError(
+            f"started by mpiexec with {launched_size()} processes but without --distributed: each would train alone "
+            "and write the same files; add --distributed"
+        )
     from .optim import get_optimizer, get_schedule
 
     if schedule is not None:
@@ -532,7 +544,8 @@ def run_train(
     if not quiet and not tty:
         callbacks.append(_epoch_logger(epochs))
     start = time.perf_counter()
-    history = net.fit(
+    fit = net.fit if dist is None else functools.partial(dist.fit, net)
+    history = fit(
         X,
         Y,
         epochs=epochs,
@@ -558,6 +571,8 @@ def run_train(
             f"training diverged ({history.stop_reason or 'the weights became NaN or infinite'}); the model was not "
             "saved. Try a smaller --lr"
         )
+    if dist is not None and not dist.is_root:
+        return 0  # every rank holds the same weights; rank 0 saves them and prints the summary
     net.metadata["training"]["history"] = _jsonable(history.to_dict())
     if out_path.exists() and not force:
         raise CLIError(f"{out_path} appeared while training; pass --force to replace it (the model was not saved)")
@@ -1044,7 +1059,8 @@ Examples:
   deltaprop train houses.parquet --target price --task regression --patience 10
   deltaprop train data.npz --batch-size full --optimizer sgd --lr 0.1
   deltaprop train big.csv --target y --checkpoint run.ckpt
-  deltaprop train big.csv --target y --checkpoint run.ckpt --resume run.ckpt""",
+  deltaprop train big.csv --target y --checkpoint run.ckpt --resume run.ckpt
+  mpiexec -n 4 python -m mpi4py -m deltaprop train big.parquet --target y --distributed""",
     )
     @click.argument("data", required=False, metavar="[DATA]")
     @click.option(
@@ -1080,6 +1096,11 @@ Examples:
     @click.option("--scale/--no-scale", default=True, show_default=True, help="Standardise inputs (and targets).")
     @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
     @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+    @click.option(
+        "--distributed",
+        is_flag=True,
+        help="Data-parallel over the MPI ranks of 'mpiexec -n N python -m mpi4py -m deltaprop train …' (extra [mpi]).",
+    )
     def train(data: str | None, **options: Any) -> int:
         """Train a network on DATA (or a built-in dataset) and save it, preprocessing included.
 

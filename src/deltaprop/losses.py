@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .activations import Activation
-from .backend import xp_of
+from .backend import dtype_in, is_foreign_array, xp_of
 
 __all__ = ["Loss", "SquaredError", "MSE", "CrossEntropy", "BinaryCrossEntropy", "LOSSES", "get_loss"]
 
@@ -147,7 +147,7 @@ class CrossEntropy(Loss):
         return (out - t) / out.shape[0]  # softmax + cross-entropy: δ = o − t (fused)
 
     def targets(self, Y: Any, n_out: int, dtype: Any) -> Array:
-        arr = np.asarray(Y) if not hasattr(Y, "__array_namespace__") else Y
+        arr = Y if is_foreign_array(Y) else np.asarray(Y)
         if getattr(arr, "ndim", None) == 1 and _is_integer_array(arr):
             xp = xp_of(arr)
             if arr.shape[0] and (int(xp.min(arr)) < 0 or int(xp.max(arr)) >= n_out):
@@ -155,6 +155,9 @@ class CrossEntropy(Loss):
                     f"class indices must lie in 0..{n_out - 1} for a network with {n_out} outputs, "
                     f"got values from {int(xp.min(arr))} to {int(xp.max(arr))}"
                 )
+            if xp is not np:  # the array API has no fancy-index assignment: compare with 0..n_out−1 instead
+                hot = xp.expand_dims(arr, axis=1) == xp.arange(n_out, dtype=arr.dtype)
+                return xp.astype(hot, dtype_in(xp, dtype))
             one_hot = xp.zeros((arr.shape[0], n_out), dtype=dtype)
             one_hot[xp.arange(arr.shape[0]), arr] = 1.0
             return one_hot
@@ -200,8 +203,10 @@ def _is_integer_array(a: Any) -> bool:
 
 
 def _as_float_targets(Y: Any, dtype: Any) -> Array:
-    if hasattr(Y, "__array_namespace__") and not isinstance(Y, np.ndarray):
-        return Y
+    if is_foreign_array(Y):  # stays in its library (and on its device), in the network's dtype
+        xp = xp_of(Y)
+        want = dtype_in(xp, dtype)
+        return Y if Y.dtype == want else xp.astype(Y, want)
     try:
         arr = np.asarray(Y)
     except ValueError as exc:  # ragged nested lists

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .activations import Activation, get_activation
-from .backend import is_numpy, xp_of
+from .backend import dtype_in, is_numpy, xp_of
 from .initializers import initialize
 from .layers import Dense
 from .losses import Loss, get_loss
@@ -131,7 +131,7 @@ class Network:
         """
         X, single = check_inputs(X, self.n_inputs, self.dtype, name="X")
         out = self._forward(X)
-        return out[0] if single else out
+        return out[0, ...] if single else out
 
     def _forward(self, X: Array) -> Array:
         """Forward pass without input checks (for the training loop, which checks its data once)."""
@@ -169,9 +169,10 @@ class Network:
             last.dE_dout = loss.dE_dout(last.out, t)
         delta = loss.output_delta(last.out, t, last.net, last.activation)  # δ_out = ∂E/∂net at the output
         if sample_weight is not None:
-            total = float(sample_weight.sum())
+            xp = xp_of(delta)
+            total = float(xp.sum(sample_weight))
             scale = sample_weight * (sample_weight.shape[0] / total) if total > 0 else sample_weight * 0.0
-            delta *= scale.astype(delta.dtype)[:, None]
+            delta *= xp.reshape(_astype(scale, delta.dtype), (-1, 1))
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
             if self._record:
@@ -203,7 +204,7 @@ class Network:
         """Plain gradient descent on every parameter: w ← w − lr · ∂E/∂w (the gradients of the last backward)."""
         if not isinstance(lr, (int, float, np.floating)) or isinstance(lr, bool) or not np.isfinite(lr) or lr < 0:
             raise ValueError(f"lr must be a finite non-negative number, got {lr!r}")
-        self.theta -= self.dtype.type(lr) * self.grad
+        self.theta -= (self.dtype.type(lr) if isinstance(self.theta, np.ndarray) else float(lr)) * self.grad
 
     def zero_grad(self) -> None:
         """Set every gradient to 0."""
@@ -235,6 +236,10 @@ class Network:
         return out
 
     def _class_index(self, out: Array) -> Array:
+        if not isinstance(out, np.ndarray):  # another array library: the array API's functions
+            xp = xp_of(out)
+            out = xp.reshape(out, (1, -1)) if out.ndim == 1 else out
+            return xp.astype(out[:, 0] > 0.5, xp.int64) if self.n_outputs == 1 else xp.argmax(out, axis=1)
         if out.ndim == 1:
             out = out.reshape(1, -1)
         if self.n_outputs == 1:
@@ -244,7 +249,7 @@ class Network:
     # -------------------------------------------------------------- weights
     def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """A copy of every layer's (W, b)."""
-        return [(layer.W.copy(), layer.b.copy()) for layer in self.layers]
+        return [(_copy(layer.W), _copy(layer.b)) for layer in self.layers]
 
     def set_weights(self, weights: Sequence[tuple[Any, Any]]) -> None:
         """Copy ``weights`` — a list of (W, b), one per layer, shapes (n_in, n_out) and (n_out,) — into the network."""
@@ -389,6 +394,9 @@ def check_inputs(X: Any, n_inputs: int, dtype: Any, *, name: str = "X") -> tuple
     """Check ``X`` for a network of ``n_inputs`` inputs; return it as a 2-D ``dtype`` array and whether it was 1-D."""
     if not is_numpy(X) and hasattr(X, "__array_namespace__") or _is_torch_tensor(X):
         xp = xp_of(X)
+        want = dtype_in(xp, dtype)
+        if X.dtype != want:  # as NumPy inputs are: cast to the network's dtype
+            X = xp.astype(X, want)
         if X.ndim == 1:
             return xp.reshape(X, (1, -1)), True
         return X, False
@@ -457,6 +465,10 @@ def _check_layer_sizes(layer_sizes: Any) -> list[int]:
 
 def _is_torch_tensor(a: Any) -> bool:
     return type(a).__module__.startswith("torch")
+
+
+def _astype(a: Array, dtype: Any) -> Array:
+    return a.astype(dtype) if isinstance(a, np.ndarray) else xp_of(a).astype(a, dtype)
 
 
 def _copy(a: Array) -> Array:

@@ -257,7 +257,8 @@ class Trainer:
         self.checkpoint_every_batches = checkpoint_every_batches
         self.checkpoint_every_epochs = checkpoint_every_epochs
         # data parallelism (deltaprop.distributed sets these): this process's (rank, size) share of every global
-        # batch; grad_reduce(grad, n_local) turns the local mean gradient into the global one in place;
+        # batch; grad_reduce(grad, weight) turns the local mean gradient into the global one in place, where weight
+        # is this process's number of rows (or their sum of sample weights), and returns the global total weight;
         # metric_reduce(array) sums epoch sums over processes; stop_sync(flag) → True if any process stops
         self.shard = shard
         self.grad_reduce = grad_reduce
@@ -347,13 +348,15 @@ class Trainer:
         while self.batch < self.n_batches:
             b = self.batch
             lo, hi = b * bs, min(n, (b + 1) * bs)
+            m = hi - lo  # rows of the (global) batch
             if self.shard is not None:  # this process's share of the global batch
                 rank, size = self.shard
-                lo, hi = lo + (hi - lo) * rank // size, lo + (hi - lo) * (rank + 1) // size
+                lo, hi = lo + m * rank // size, lo + m * (rank + 1) // size
             if self._batch_callbacks:
                 for cb in self._batch_callbacks:
                     cb.on_batch_begin(b, {"size": hi - lo})
             batch_loss = 0.0
+            weight = float(hi - lo)  # these rows' weight in the batch mean: their number, or their sample weights
             if hi > lo:
                 Xb, Tb = self._batch_inputs(X, lo, hi), T[lo:hi]
                 out = net._forward(Xb)  # forward pass
@@ -362,15 +365,20 @@ class Trainer:
                     batch_loss = loss_fn.value(out, Tb, net.layers[-1].net)
                 else:
                     batch_loss = _weighted_loss(loss_fn, out, Tb, wb)
+                    weight = float(wb.sum())
                 if L is not None:
                     self._epoch_correct += int(np.count_nonzero(net._class_index(out) == L[lo:hi]))
                 net._backward(Tb, sample_weight=wb)  # backward pass: every dW, db
             else:
                 net.grad[...] = 0.0  # no rows for this process in this batch: it adds nothing to the sum
-            self._epoch_loss += batch_loss * (hi - lo)
+            contribution = batch_loss * (hi - lo)  # these rows' share of the epoch's loss sum
             if self.grad_reduce is not None:
-                self.grad_reduce(net.grad, hi - lo)  # the global batch's mean gradient, the same on every process
-            elif not math.isfinite(batch_loss):
+                # the global batch's mean gradient, the same on every process; total: the batch's whole weight
+                total = self.grad_reduce(net.grad, weight)
+                if W is not None:  # the batch adds m × its weighted mean loss; these rows hold Σ w·loss / total of it
+                    contribution = batch_loss * weight * m / total if total > 0 else 0.0
+            self._epoch_loss += contribution
+            if self.grad_reduce is None and not math.isfinite(batch_loss):
                 self.batch = self.n_batches  # diverged: end the epoch; TerminateOnNaN stops and restores weights
                 break
             if self.clip_norm is not None:
@@ -388,7 +396,8 @@ class Trainer:
                 break
         epoch_loss, epoch_correct = self._epoch_loss, self._epoch_correct
         if self.metric_reduce is not None:
-            epoch_loss, epoch_correct = self.metric_reduce(np.array([epoch_loss, float(epoch_correct)]))
+            sums = self.metric_reduce(np.array([epoch_loss, float(epoch_correct)]))  # over every process
+            epoch_loss, epoch_correct = float(sums[0]), int(round(float(sums[1])))
         logs: dict[str, Any] = {"loss": epoch_loss / n, "lr": float(opt.lr)}
         if L is not None:
             logs["accuracy"] = epoch_correct / n
@@ -553,6 +562,13 @@ class Trainer:
         self.rng.bit_generator.state = meta["rng"]
         self.epoch, self.batch, self.step_count = int(meta["epoch"]), int(meta["batch"]), int(meta["step_count"])
         self._epoch_loss, self._epoch_correct = float(meta["epoch_loss"]), int(meta["epoch_correct"])
+        if self.shard is not None:  # the checkpoint holds the epoch's sums over all processes, and each one's part
+            rank, size = self.shard
+            parts = meta.get("epoch_sums")
+            if parts is not None and len(parts) == size:  # as many processes as wrote it: each takes back its own
+                self._epoch_loss, self._epoch_correct = float(parts[rank][0]), int(round(parts[rank][1]))
+            elif rank != 0:  # another number of processes: rank 0 carries the sums
+                self._epoch_loss, self._epoch_correct = 0.0, 0
         self.history = History.from_dict(meta["history"])
         saved = dict(meta["callbacks"])
         for key, cb in zip(self._callback_keys(), self.callbacks):
@@ -575,12 +591,23 @@ class Trainer:
         return keys
 
     def save_checkpoint(self, path: Any) -> None:
-        """Write the checkpoint (only the root process writes files)."""
+        """Write the checkpoint (only the root process writes files; with several, every one must call this)."""
+        parts = None
+        if self.metric_reduce is not None and self.shard is not None:
+            # every process's partial sums of this epoch (zeros elsewhere, so that the sum is exact): resumed on as
+            # many processes a run continues bit for bit; on another number of processes, from their total
+            rank, size = self.shard
+            mine = np.zeros((size, 2))
+            mine[rank] = self._epoch_loss, self._epoch_correct
+            parts = np.asarray(self.metric_reduce(mine.ravel()), dtype=np.float64).reshape(size, 2)
         if not self.is_root:
             return
         from .io import save_checkpoint
 
         arrays, meta = self.checkpoint_state()
+        if parts is not None:
+            meta["epoch_loss"], meta["epoch_correct"] = float(parts[:, 0].sum()), int(round(float(parts[:, 1].sum())))
+            meta["epoch_sums"] = parts.tolist()
         save_checkpoint(path, self.net, arrays, meta)
 
 
@@ -639,6 +666,7 @@ def fit(
     checkpoint_every: int | str = "epoch",
     resume: Any = None,
     verbose: int = 1,
+    trainer_options: dict[str, Any] | None = None,
 ) -> History:
     """Train ``net`` on (X, y) by backpropagation; return the :class:`History`.
 
@@ -673,6 +701,8 @@ def fit(
             from it and ends bit-identical to a run that was never interrupted. ``epochs`` counts from the start
             of the original run.
         verbose: 0 silent; 1 a progress bar when the output is a terminal; 2 one line per epoch.
+        trainer_options: extra keyword arguments of :class:`Trainer` (``shard``, ``grad_reduce``,
+            ``metric_reduce``, ``stop_sync``, ``is_root``); :func:`deltaprop.distributed.fit` sets them.
     """
     from .optim import get_optimizer, get_schedule
 
@@ -791,6 +821,7 @@ def fit(
         seed=None if isinstance(seed, np.random.Generator) else seed,
         checkpoint_path=checkpoint,
         checkpoint_every_batches=0 if checkpoint_every == "epoch" else int(checkpoint_every),
+        **(trainer_options or {}),
     )
     if resume_state is not None:
         trainer.restore(*resume_state)
