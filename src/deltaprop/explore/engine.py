@@ -43,7 +43,7 @@ from ..examples import (
 )
 from ..network import MLP, Network
 from ..optim import get_optimizer
-from ..trace import Trace, trace_step, unit_names
+from ..trace import Trace, _par, _sum, trace_step, unit_names  # the text trace's way of writing formulas
 from ..train import encode_targets, score
 
 __all__ = [
@@ -152,22 +152,6 @@ def fmt(v: float, digits: int = 9) -> str:
         return f"{v:.{digits}g}"
     return f"{v:.{digits - 1}e}"
 
-
-def _par(text: str) -> str:
-    """Parenthesise a negative factor: 0.5·(-0.02)."""
-    return f"({text})" if text.startswith("-") else text
-
-
-def _sum(terms: list[str]) -> str:
-    text = ""
-    for k, term in enumerate(terms):
-        if k == 0:
-            text = term
-        elif term.startswith("-"):
-            text += f" − {term[1:]}"
-        else:
-            text += f" + {term}"
-    return text
 
 
 def _out(unit: str) -> str:
