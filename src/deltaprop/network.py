@@ -95,7 +95,7 @@ class Network:
 
     @property
     def n_params(self) -> int:
-        return int(self.theta.size)
+        return int(self.theta.shape[0])
 
     @property
     def activations(self) -> list[Activation]:
@@ -106,10 +106,10 @@ class Network:
         mask = np.zeros(self.n_params, dtype=bool)
         offset = 0
         for layer in self.layers:
-            offset += layer.W.size
+            offset += layer.n_in * layer.n_out
             if not layer.bias_trainable:
-                mask[offset : offset + layer.b.size] = True
-            offset += layer.b.size
+                mask[offset : offset + layer.n_out] = True
+            offset += layer.n_out
         return mask
 
     def bias_mask(self) -> np.ndarray:
@@ -117,10 +117,60 @@ class Network:
         mask = np.zeros(self.n_params, dtype=bool)
         offset = 0
         for layer in self.layers:
-            offset += layer.W.size
-            mask[offset : offset + layer.b.size] = True
-            offset += layer.b.size
+            offset += layer.n_in * layer.n_out
+            mask[offset : offset + layer.n_out] = True
+            offset += layer.n_out
         return mask
+
+    # ---------------------------------------------------------- array library
+    @property
+    def xp(self) -> Any:
+        """The array namespace the parameters live in: ``numpy`` (the default) or an array-api-compat namespace."""
+        return xp_of(self.theta)
+
+    @property
+    def device(self) -> Any:
+        """The device of the parameters: ``"cpu"`` for NumPy, else the array API's ``device(theta)``."""
+        if isinstance(self.theta, np.ndarray):
+            return "cpu"
+        from array_api_compat import device
+
+        return device(self.theta)
+
+    def to(self, xp: Any, device: Any = None) -> Network:
+        """Move the parameters into the array library ``xp`` (``numpy``, ``torch``, ``cupy``, an array-api-compat
+        namespace…) on ``device`` (None: the library's default); returns the network itself.
+
+        ``theta`` and ``grad`` are reallocated there and every layer's W, b, dW, db rebuilt as views into them;
+        the values are kept. ``classes`` (class labels) stay NumPy.
+        """
+        theta = _to_numpy(self.theta)
+        if getattr(xp, "__name__", "") == "numpy" or xp is np:
+            new_theta = np.ascontiguousarray(theta, dtype=self.dtype).copy()
+            new_grad = np.zeros_like(new_theta)
+            xp = np
+        else:
+            from array_api_compat import array_namespace
+
+            dtype = dtype_in(xp, self.dtype)
+            if device is None:
+                new_theta = xp.asarray(theta.copy(), dtype=dtype)
+            else:
+                new_theta = xp.asarray(theta.copy(), dtype=dtype, device=device)
+            xp = array_namespace(new_theta)
+            new_grad = xp.zeros_like(new_theta)
+        self.theta, self.grad = new_theta, new_grad
+        offset = 0
+        for layer in self.layers:
+            n_in, n_out = layer.n_in, layer.n_out
+            w_end = offset + n_in * n_out
+            b_end = w_end + n_out
+            layer.W, layer.b = xp.reshape(new_theta[offset:w_end], (n_in, n_out)), new_theta[w_end:b_end]
+            layer.dW, layer.db = xp.reshape(new_grad[offset:w_end], (n_in, n_out)), new_grad[w_end:b_end]
+            layer.inputs = layer.net = layer.out = None
+            layer._buffers = {}
+            offset = b_end
+        return self
 
     # ------------------------------------------------------------- the maths
     def forward(self, X: Any) -> Array:
@@ -130,8 +180,26 @@ class Network:
         output is 1-D too.
         """
         X, single = check_inputs(X, self.n_inputs, self.dtype, name="X")
+        X = self._in_own_library(X)
         out = self._forward(X)
         return out[0, ...] if single else out
+
+    def _in_own_library(self, X: Array) -> Array:
+        """``X`` as an array of the parameters' library and device (inputs of another library are converted)."""
+        theta = self.theta
+        if isinstance(X, np.ndarray) and isinstance(theta, np.ndarray):
+            return X
+        if isinstance(theta, np.ndarray):
+            return np.ascontiguousarray(_to_numpy(X), dtype=self.dtype)
+        from array_api_compat import array_namespace, device
+
+        xp = array_namespace(theta)
+        dev = device(theta)
+        if not isinstance(X, np.ndarray):
+            if array_namespace(X) is xp and device(X) == dev:
+                return X
+            X = _to_numpy(X)
+        return xp.asarray(np.ascontiguousarray(X, dtype=self.dtype), device=dev)
 
     def _forward(self, X: Array) -> Array:
         """Forward pass without input checks (for the training loop, which checks its data once)."""
@@ -212,11 +280,16 @@ class Network:
 
     # ----------------------------------------------------------- prediction
     def predict(self, X: Any) -> Array:
-        """Outputs for ``X``; for a network trained as a classifier, the predicted class labels."""
+        """Outputs for ``X``; for a network trained as a classifier, the predicted class labels.
+
+        The outputs are arrays of the network's library (NumPy, or e.g. torch tensors on the network's device for
+        a network built with ``device=``/trained on tensors). Class labels are always NumPy arrays (``classes``
+        may hold strings, which other libraries cannot).
+        """
         out = self.forward(X)
         if self.classes is None:
             return out
-        return self.classes[self._class_index(out)]
+        return self.classes[_to_numpy(self._class_index(out))]
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy for a classifier, R² (averaged over outputs) for a regressor."""
@@ -229,6 +302,10 @@ class Network:
         if self.classes is None:
             raise ValueError("predict_proba needs a classifier: this network was not trained on class labels")
         out = self.forward(X)
+        if not isinstance(out, np.ndarray):
+            xp = xp_of(out)
+            out = xp.reshape(out, (1, -1)) if out.ndim == 1 else out
+            return xp.concat([1.0 - out, out], axis=1) if self.n_outputs == 1 else out
         if out.ndim == 1:
             out = out.reshape(1, -1)
         if self.n_outputs == 1:  # one sigmoid output: P(class 1)
@@ -333,6 +410,7 @@ def MLP(
     init: str | Sequence[tuple[Any, Any]] = "uniform",
     dtype: str | Any = "float32",
     seed: int | np.random.Generator | None = None,
+    device: Any = None,
 ) -> Network:
     """Build a multi-layer perceptron.
 
@@ -347,6 +425,11 @@ def MLP(
             or explicit arrays: a list of (W, b) per layer.
         dtype: ``float32`` (default, fast) or ``float64``.
         seed: seed (or ``numpy.random.Generator``) for the initial weights; same seed, same network.
+        device: None (default) keeps the parameters in NumPy (the fast CPU path). ``"cpu"``, ``"cuda"``,
+            ``"cuda:1"`` or a ``torch.device`` puts them in PyTorch tensors on that device (needs torch, extra
+            ``[gpu]``): ``forward``/``predict`` then return tensors there, ``fit`` trains there. The initial weights
+            are the same as with NumPy (drawn with NumPy, then copied). Classifiers' ``predict`` still returns
+            NumPy class labels. See also :meth:`Network.to`.
 
     >>> net = MLP([2, 2, 2], init=[([[.15, .25], [.20, .30]], [.35, .35]),
     ...                            ([[.40, .50], [.45, .55]], [.60, .60])], dtype="float64")
@@ -387,7 +470,26 @@ def MLP(
         net.set_weights([initialize(init, n_in, n_out, rng) for n_in, n_out in zip(sizes[:-1], sizes[1:])])
     else:
         net.set_weights(init)
+    if device is not None:
+        net.to(*_torch_device(device))
     return net
+
+
+def _torch_device(device: Any) -> tuple[Any, Any]:
+    """(torch, torch.device) for ``MLP(..., device=...)``; a clear error without torch or for a bad device."""
+    from .backend import require
+
+    torch = require("torch", "gpu", f"MLP(..., device={device!r}) (parameters in PyTorch tensors)")
+    require("array_api_compat", "gpu", f"MLP(..., device={device!r}) (training on PyTorch tensors)")
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be None, a string such as 'cpu' or 'cuda', or a torch.device, got {device!r}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"device {device!r} is not a device PyTorch knows (e.g. 'cpu', 'cuda', 'cuda:0')") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asks for CUDA, but PyTorch sees no CUDA GPU (torch.cuda.is_available())")
+    return torch, dev
 
 
 def check_inputs(X: Any, n_inputs: int, dtype: Any, *, name: str = "X") -> tuple[Array, bool]:
@@ -465,6 +567,23 @@ def _check_layer_sizes(layer_sizes: Any) -> list[int]:
 
 def _is_torch_tensor(a: Any) -> bool:
     return type(a).__module__.startswith("torch")
+
+
+def _to_numpy(a: Any) -> np.ndarray:
+    """A NumPy array with the values of ``a`` (a torch tensor, on any device, or another library's array)."""
+    if isinstance(a, np.ndarray):
+        return a
+    if _is_torch_tensor(a):
+        return a.detach().cpu().numpy()
+    if hasattr(a, "__dlpack__") and not is_numpy(a):
+        try:
+            return np.from_dlpack(a)
+        except Exception:  # noqa: BLE001 - e.g. a GPU array: copy through the library instead
+            pass
+    get = getattr(a, "get", None)  # CuPy
+    if callable(get) and type(a).__module__.startswith("cupy"):
+        return np.asarray(get())
+    return np.asarray(a)
 
 
 def _astype(a: Array, dtype: Any) -> Array:

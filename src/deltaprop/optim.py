@@ -165,7 +165,9 @@ class Optimizer:
     # ------------------------------------------------------------------ public
     def init(self, theta: np.ndarray) -> dict[str, Any]:
         """A fresh state for ``theta``: ``{"step": 0, <buffer>: zeros like theta, ...}``."""
-        if not isinstance(theta, np.ndarray) or theta.dtype.kind != "f":
+        if not isinstance(theta, np.ndarray):
+            return self._init_xp(theta)
+        if theta.dtype.kind != "f":
             raise ValueError(f"theta must be a floating-point NumPy array, got {type(theta).__name__}")
         mask = self.weight_decay_mask
         if mask is not None and mask.shape != theta.shape:
@@ -197,6 +199,42 @@ class Optimizer:
     def __setstate__(self, d: dict[str, Any]) -> None:
         self.__dict__.update(d)
         self._scratch, self._decay = None, {}
+
+    # ------------------------------------------------------------------ other array libraries
+    def _init_xp(self, theta: Any) -> dict[str, Any]:
+        """``init`` for an array of another library (PyTorch, CuPy, array-api-strict): ``xp.zeros_like`` buffers."""
+        from .backend import is_foreign_array, xp_of
+
+        if not is_foreign_array(theta):
+            raise ValueError(f"theta must be a floating-point NumPy array, got {type(theta).__name__}")
+        xp = xp_of(theta)
+        if not xp.isdtype(theta.dtype, "real floating"):
+            raise ValueError(f"theta must be a floating-point array, got one of dtype {theta.dtype}")
+        mask = self.weight_decay_mask
+        if mask is not None and tuple(mask.shape) != tuple(theta.shape):
+            raise ValueError(
+                f"weight_decay_mask has shape {mask.shape} but theta has shape {tuple(theta.shape)}: the mask needs "
+                "one entry per parameter"
+            )
+        state: dict[str, Any] = {"step": 0}
+        for key in self._buffers():
+            state[key] = xp.zeros_like(theta)
+        return state
+
+    def _xp_mask(self, xp: Any, theta: Any, on: float, off: float) -> Any:
+        """The array ``on`` where the weight-decay mask is True, ``off`` elsewhere, in theta's library and device."""
+        from .backend import dtype_in
+
+        np_dtype = np.float32 if theta.dtype == xp.float32 else np.float64
+        assert self.weight_decay_mask is not None
+        vec = np.where(self.weight_decay_mask, on, off).astype(np_dtype)
+        return xp.asarray(vec, dtype=dtype_in(xp, np_dtype), device=_device(theta))
+
+    def _l2_xp(self, xp: Any, theta: Any, grad: Any) -> Any:
+        """grad + λ·θ (λ·mask·θ with a mask) as a new array of theta's library."""
+        if self.weight_decay_mask is None:
+            return grad + self.weight_decay * theta
+        return grad + self._xp_mask(xp, theta, self.weight_decay, 0.0) * theta
 
     # ------------------------------------------------------------------ for subclasses
     def _buffers(self) -> tuple[str, ...]:
@@ -290,6 +328,8 @@ class SGD(Optimizer):
 
     def step(self, theta: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> None:
         """One SGD update of ``theta`` in place."""
+        if not isinstance(theta, np.ndarray):
+            return self._step_xp(theta, grad, state)
         c = self._scratch
         if c is None or c[0] is not state:  # scratch arrays, allocated once per state
             c = self._new_scratch(theta, state)
@@ -304,6 +344,23 @@ class SGD(Optimizer):
             for lo in range(0, n, _CHUNK):
                 hi = lo + _CHUNK
                 self._update(theta[lo:hi], g[lo:hi], b[lo:hi], s[lo:hi], first)
+        state["step"] += 1
+
+    def _step_xp(self, theta: Any, grad: Any, state: dict[str, Any]) -> None:
+        """The SGD update for arrays of another library, as the formulas read (array API functions, no ``out=``)."""
+        xp = _xp(theta)
+        g = self._l2_xp(xp, theta, grad) if self.weight_decay != 0.0 else grad  # g ← g + λθ
+        mu = self.momentum
+        if mu != 0.0:
+            if state["step"] == 0:
+                b = xp.asarray(g, copy=True)  # b ← g
+            elif self.dampening != 0.0:
+                b = mu * state["b"] + (1.0 - self.dampening) * g  # b ← μb + (1 − τ)g
+            else:
+                b = mu * state["b"] + g
+            _assign(state["b"], b)
+            g = g + mu * b if self.nesterov else b
+        _assign(theta, theta - self.lr * g)  # θ ← θ − lr·g
         state["step"] += 1
 
     def _update(self, theta: np.ndarray, g: np.ndarray, b: np.ndarray, s: np.ndarray, first: bool) -> None:
@@ -397,6 +454,8 @@ class Adam(Optimizer):
 
     def step(self, theta: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> None:
         """One Adam update of ``theta`` in place."""
+        if not isinstance(theta, np.ndarray):
+            return self._step_xp(theta, grad, state)
         t = state["step"] = state["step"] + 1
         m, v = state["m"], state["v"]
         beta1, beta2 = self.betas
@@ -426,6 +485,32 @@ class Adam(Optimizer):
         np.divide(m, s, out=s)
         s *= self.lr * root_bias2 / bias1
         theta -= s
+
+    def _step_xp(self, theta: Any, grad: Any, state: dict[str, Any]) -> None:
+        """The Adam update for arrays of another library, as the formulas read (array API functions, no ``out=``)."""
+        xp = _xp(theta)
+        t = state["step"] = state["step"] + 1
+        beta1, beta2 = self.betas
+        g = grad
+        if self.weight_decay != 0.0:
+            if self._decoupled:  # θ ← θ(1 − lr·λ)
+                if self.weight_decay_mask is None:
+                    factor: Any = 1.0 - self.lr * self.weight_decay
+                else:
+                    factor = self._xp_mask(xp, theta, 1.0 - self.lr * self.weight_decay, 1.0)
+                _assign(theta, theta * factor)
+            else:
+                g = self._l2_xp(xp, theta, grad)  # g ← g + λθ
+        m = state["m"] + (1.0 - beta1) * (g - state["m"])  # m ← β1·m + (1 − β1)·g (PyTorch's lerp)
+        v = beta2 * state["v"] + (1.0 - beta2) * (g * g)  # v ← β2·v + (1 − β2)·g²
+        _assign(state["m"], m)
+        _assign(state["v"], v)
+        if self.amsgrad:
+            v = xp.maximum(state["v_max"], v)  # v_max ← max(v_max, v)
+            _assign(state["v_max"], v)
+        bias1, root_bias2 = 1.0 - beta1**t, math.sqrt(1.0 - beta2**t)
+        step = (self.lr * root_bias2 / bias1) * (m / (xp.sqrt(v) + self.eps * root_bias2))
+        _assign(theta, theta - step)  # θ ← θ − lr·m_hat/(√v_hat + eps)
 
     def __setstate__(self, d: dict[str, Any]) -> None:
         super().__setstate__(d)
@@ -523,6 +608,8 @@ class RMSprop(Optimizer):
 
     def step(self, theta: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> None:
         """One RMSprop update of ``theta`` in place."""
+        if not isinstance(theta, np.ndarray):
+            return self._step_xp(theta, grad, state)
         state["step"] += 1
         alpha, v = self.alpha, state["v"]
         c = self._scratch
@@ -554,6 +641,27 @@ class RMSprop(Optimizer):
         else:
             s *= self.lr  # θ ← θ − lr·g/(√ṽ + eps)
         theta -= s
+
+    def _step_xp(self, theta: Any, grad: Any, state: dict[str, Any]) -> None:
+        """The RMSprop update for arrays of another library (array API functions, no ``out=``)."""
+        xp = _xp(theta)
+        state["step"] += 1
+        alpha = self.alpha
+        g = self._l2_xp(xp, theta, grad) if self.weight_decay != 0.0 else grad  # g ← g + λθ
+        v = alpha * state["v"] + (1.0 - alpha) * (g * g)  # v ← α·v + (1 − α)·g²
+        _assign(state["v"], v)
+        if self.centered:
+            g_avg = state["g_avg"] + (1.0 - alpha) * (g - state["g_avg"])  # g_avg ← α·g_avg + (1 − α)·g
+            _assign(state["g_avg"], g_avg)
+            denom = xp.sqrt(v - g_avg * g_avg) + self.eps  # √(v − g_avg²) + eps
+        else:
+            denom = xp.sqrt(v) + self.eps
+        if self.momentum > 0.0:
+            b = self.momentum * state["b"] + g / denom  # b ← μb + g/(√ṽ + eps)
+            _assign(state["b"], b)
+            _assign(theta, theta - self.lr * b)
+        else:
+            _assign(theta, theta - self.lr * (g / denom))
 
 
 class Adagrad(Optimizer):
@@ -607,11 +715,16 @@ class Adagrad(Optimizer):
     def init(self, theta: np.ndarray) -> dict[str, Any]:
         """A fresh state: ``{"step": 0, "sum": initial_accumulator_value everywhere}``."""
         state = super().init(theta)
-        state["sum"].fill(self.initial_accumulator_value)
+        if isinstance(theta, np.ndarray):
+            state["sum"].fill(self.initial_accumulator_value)
+        else:
+            state["sum"] = _xp(theta).full_like(theta, self.initial_accumulator_value)
         return state
 
     def step(self, theta: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> None:
         """One Adagrad update of ``theta`` in place."""
+        if not isinstance(theta, np.ndarray):
+            return self._step_xp(theta, grad, state)
         t = state["step"] = state["step"] + 1
         acc = state["sum"]
         c = self._scratch
@@ -627,6 +740,34 @@ class Adagrad(Optimizer):
         np.divide(g, s, out=s)
         s *= clr
         theta -= s
+
+    def _step_xp(self, theta: Any, grad: Any, state: dict[str, Any]) -> None:
+        """The Adagrad update for arrays of another library (array API functions, no ``out=``)."""
+        xp = _xp(theta)
+        t = state["step"] = state["step"] + 1
+        g = self._l2_xp(xp, theta, grad) if self.weight_decay != 0.0 else grad  # g ← g + λθ
+        clr = self.lr / (1.0 + (t - 1) * self.lr_decay)
+        acc = state["sum"] + g * g  # sum ← sum + g²
+        _assign(state["sum"], acc)
+        _assign(theta, theta - clr * (g / (xp.sqrt(acc) + self.eps)))  # θ ← θ − clr·g/(√sum + eps)
+
+
+# ------------------------------------------------------------------------------------ other array libraries
+def _xp(a: Any) -> Any:
+    from .backend import xp_of
+
+    return xp_of(a)
+
+
+def _device(a: Any) -> Any:
+    from array_api_compat import device
+
+    return device(a)
+
+
+def _assign(target: Any, value: Any) -> None:
+    """``target[...] = value`` in place (so that views into ``target``, e.g. a layer's W, see the new values)."""
+    target[...] = value
 
 
 #: name → class, for get_optimizer and optimizer_from_config
@@ -727,6 +868,8 @@ def clip_grad_norm(grad: np.ndarray, max_norm: float) -> float:
     (5.0, [0.6, 0.8])
     """
     max_norm = _non_negative(max_norm, "max_norm")
+    if not isinstance(grad, np.ndarray):
+        return _clip_grad_norm_xp(grad, max_norm)
     flat = grad.reshape(-1)
     norm = math.sqrt(float(np.dot(flat, flat)))
     if not math.isfinite(norm):
@@ -738,6 +881,23 @@ def clip_grad_norm(grad: np.ndarray, max_norm: float) -> float:
     coef = max_norm / (norm + 1e-6)
     if coef < 1.0:
         grad *= coef
+    return norm
+
+
+def _clip_grad_norm_xp(grad: Any, max_norm: float) -> float:
+    """``clip_grad_norm`` for an array of another library (array API functions)."""
+    xp = _xp(grad)
+    flat = xp.reshape(grad, (-1,))
+    norm = math.sqrt(float(xp.sum(flat * flat)))
+    if not math.isfinite(norm):
+        big = float(xp.max(xp.abs(flat)))
+        if not math.isfinite(big):
+            return norm
+        scaled = flat / big
+        norm = big * math.sqrt(float(xp.sum(scaled * scaled)))
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1.0:
+        _assign(grad, grad * coef)
     return norm
 
 

@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from .backend import is_foreign_array
 from .callbacks import Callback, EarlyStopping, StopAtLoss, StopWhenAllCorrect, TerminateOnNaN, TimeBudget
-from .network import Network, check_inputs
+from .network import Network, _to_numpy, check_inputs
 
 __all__ = ["History", "Trainer", "fit", "encode_targets", "score"]
 
@@ -277,18 +278,25 @@ class Trainer:
         # in epoch order once. Data larger than memory (a memory-mapped file) is read the same way, in an order
         # shuffled within windows of consecutive rows and across windows, so that reads stay local on disk.
         self.streaming = isinstance(X, np.memmap)
-        self._T_epoch = np.empty_like(T) if shuffle else T
-        self._L_epoch = (np.empty_like(labels) if shuffle else labels) if labels is not None else None
-        self._W_epoch = (
-            (np.empty_like(sample_weight) if shuffle else sample_weight) if sample_weight is not None else None
-        )
-        gather = shuffle or self.streaming or X.dtype != net.dtype
-        self._X_batch = np.empty((batch_size, X.shape[1]), dtype=net.dtype) if gather else None
+        # arrays of another library (PyTorch, CuPy…): batches are gathered with xp.take, no buffers are reused
+        self._foreign = not isinstance(X, np.ndarray)
+        self._perm_xp: Any = None
+        self._T_epoch: Any
+        self._L_epoch: Any
+        self._W_epoch: Any
+        self._X_batch: Any
+        if self._foreign:
+            self._T_epoch, self._L_epoch, self._W_epoch = T, labels, sample_weight
+            self._X_batch = None
+        else:
+            self._init_numpy_buffers(X, T, labels, sample_weight, shuffle, batch_size)
         self.window = max(batch_size, STREAM_WINDOW_ROWS)
         # online learning (batch_size=1) on a supported network runs whole epochs in a compiled kernel when numba
         # is installed (deltaprop.kernels): the same updates in the same order, without ~25 NumPy calls a step
         self._compiled_epoch = (
             batch_size == 1
+            and not self._foreign
+            and isinstance(net.theta, np.ndarray)
             and not self.streaming
             and shard is None
             and grad_reduce is None
@@ -300,6 +308,24 @@ class Trainer:
             and _kernels_support(net, optimizer)
         )
         self.n_batches = max(1, math.ceil(n / batch_size))
+
+    def _init_numpy_buffers(
+        self,
+        X: np.ndarray,
+        T: np.ndarray,
+        labels: np.ndarray | None,
+        sample_weight: np.ndarray | None,
+        shuffle: bool,
+        batch_size: int,
+    ) -> None:
+        net = self.net
+        self._T_epoch = np.empty_like(T) if shuffle else T
+        self._L_epoch = (np.empty_like(labels) if shuffle else labels) if labels is not None else None
+        self._W_epoch = (
+            (np.empty_like(sample_weight) if shuffle else sample_weight) if sample_weight is not None else None
+        )
+        gather = shuffle or self.streaming or X.dtype != net.dtype
+        self._X_batch = np.empty((batch_size, X.shape[1]), dtype=net.dtype) if gather else None
 
     def release(self) -> None:
         """Drop the epoch buffers and the last batch kept by the layers (the trainer and its callbacks refer to each
@@ -330,6 +356,15 @@ class Trainer:
 
     def _gather_epoch(self) -> None:
         assert self.perm is not None
+        if self._foreign:  # another library: xp.take of this epoch's order (new arrays, on the data's device)
+            xp, dev = _namespace_device(self.X)
+            self._perm_xp = perm = xp.asarray(self.perm.astype(np.int64), device=dev)
+            self._T_epoch = xp.take(self.T, perm, axis=0)
+            if self.labels is not None:
+                self._L_epoch = xp.take(self.labels, perm, axis=0)
+            if self.sample_weight is not None:
+                self._W_epoch = xp.take(self.sample_weight, perm, axis=0)
+            return
         # mode="clip": np.take with out= and the default mode="raise" buffers the whole result first
         np.take(self.T, self.perm, axis=0, out=self._T_epoch, mode="clip")
         if self.labels is not None and self._L_epoch is not None:
@@ -358,16 +393,17 @@ class Trainer:
             batch_loss = 0.0
             weight = float(hi - lo)  # these rows' weight in the batch mean: their number, or their sample weights
             if hi > lo:
-                Xb, Tb = self._batch_inputs(X, lo, hi), T[lo:hi]
+                Xb = self._batch_inputs(X, lo, hi)
+                Tb = T[lo:hi] if not self._foreign else T[lo:hi, ...]
                 out = net._forward(Xb)  # forward pass
                 wb = None if W is None else W[lo:hi]
                 if wb is None:
                     batch_loss = loss_fn.value(out, Tb, net.layers[-1].net)
                 else:
                     batch_loss = _weighted_loss(loss_fn, out, Tb, wb)
-                    weight = float(wb.sum())
+                    weight = _total(wb)
                 if L is not None:
-                    self._epoch_correct += int(np.count_nonzero(net._class_index(out) == L[lo:hi]))
+                    self._epoch_correct += _count_equal(net._class_index(out), L[lo:hi])
                 net._backward(Tb, sample_weight=wb)  # backward pass: every dW, db
             else:
                 net.grad[...] = 0.0  # no rows for this process in this batch: it adds nothing to the sum
@@ -434,6 +470,10 @@ class Trainer:
     def _batch_inputs(self, X: np.ndarray, lo: int, hi: int) -> np.ndarray:
         """Rows lo..hi of this epoch's order, gathered into the batch buffer (a plain slice when not shuffled)."""
         buf = self._X_batch
+        if self._foreign:  # another library: a slice, or xp.take of this epoch's rows
+            if self.perm is None or not self.shuffle:
+                return X[lo:hi, ...]
+            return _namespace_device(X)[0].take(X, self._perm_xp[lo:hi], axis=0)
         if self.perm is None or not self.shuffle:
             if buf is None:
                 return X[lo:hi]
@@ -453,12 +493,16 @@ class Trainer:
         total, correct = 0.0, 0
         for lo in range(0, X.shape[0], 8192):
             hi = min(X.shape[0], lo + 8192)
-            out = net.layers[0].forward(np.asarray(X[lo:hi], dtype=net.dtype))
+            foreign = not isinstance(X, np.ndarray)
+            Xc = X[lo:hi, ...] if foreign else np.asarray(X[lo:hi], dtype=net.dtype)
+            out = net.layers[0].forward(Xc)
             for layer in net.layers[1:]:
                 out = layer.forward(out)  # no buffer reuse: chunks may be large and are evaluated once
-            total += net.loss_function.value(out, T[lo:hi], net.layers[-1].net) * (hi - lo)
+            total += net.loss_function.value(out, T[lo:hi, ...] if foreign else T[lo:hi], net.layers[-1].net) * (
+                hi - lo
+            )
             if labels is not None:
-                correct += int(np.count_nonzero(net._class_index(out) == labels[lo:hi]))
+                correct += _count_equal(net._class_index(out), labels[lo:hi])
         return total / X.shape[0], (None if labels is None else correct / X.shape[0])
 
     # ------------------------------------------------------------------------------------------ the loop
@@ -513,11 +557,11 @@ class Trainer:
     # ------------------------------------------------------------------------------------ checkpointing
     def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Everything needed to continue this run bit for bit: (named arrays, JSON data)."""
-        arrays: dict[str, np.ndarray] = {"theta": self.net.theta.copy()}
+        arrays: dict[str, np.ndarray] = {"theta": np.array(_to_numpy(self.net.theta), copy=True)}
         scalars: dict[str, Any] = {}
         for key, value in self.opt_state.items():
-            if isinstance(value, np.ndarray):
-                arrays[f"opt.{key}"] = value.copy()
+            if isinstance(value, np.ndarray) or is_foreign_array(value):  # saved as NumPy arrays
+                arrays[f"opt.{key}"] = np.array(_to_numpy(value), copy=True)
             else:
                 scalars[key] = value
         if self.perm is not None:
@@ -551,10 +595,10 @@ class Trainer:
             )
         if arrays["theta"].shape != self.net.theta.shape:
             raise ValueError("the checkpoint's network has a different number of parameters than this one")
-        self.net.theta[...] = arrays["theta"]
+        _put(self.net.theta, arrays["theta"])
         for key in list(self.opt_state):
-            if isinstance(self.opt_state[key], np.ndarray):
-                self.opt_state[key][...] = arrays[f"opt.{key}"]
+            if isinstance(self.opt_state[key], np.ndarray) or is_foreign_array(self.opt_state[key]):
+                _put(self.opt_state[key], arrays[f"opt.{key}"])
         self.opt_state.update(meta["optimizer_scalars"])
         self.optimizer.lr = meta["optimizer"].get("lr", self.optimizer.lr)
         if self.schedule is not None and meta["schedule"] is not None:
@@ -629,11 +673,109 @@ def _clip(grad: np.ndarray, max_norm: float) -> None:
 
 
 def _weighted_loss(loss_fn: Any, out: np.ndarray, T: np.ndarray, w: np.ndarray) -> float:
-    total = float(w.sum())
+    total = _total(w)
     if total == 0.0:
         return 0.0  # every example of this batch has weight 0: it adds nothing
-    per_example = loss_fn.elementwise(out, T).sum(axis=1)
-    return float((per_example * w).sum() / total)
+    if isinstance(out, np.ndarray):
+        per_example = loss_fn.elementwise(out, T).sum(axis=1)
+        return float((per_example * w).sum() / total)
+    xp = _namespace_device(out)[0]
+    per_example = xp.sum(loss_fn.elementwise(out, T), axis=1)
+    return float(xp.sum(per_example * xp.astype(w, per_example.dtype))) / total
+
+
+# ------------------------------------------------------------------------------------ other array libraries
+def _namespace_device(a: Any) -> tuple[Any, Any]:
+    """(array-api-compat namespace, device) of an array of another library than NumPy."""
+    from array_api_compat import array_namespace, device
+
+    return array_namespace(a), device(a)
+
+
+def _total(w: Any) -> float:
+    """Sum of a 1-D array of any library, as a float."""
+    if isinstance(w, np.ndarray):
+        return float(w.sum())
+    return float(_namespace_device(w)[0].sum(w))
+
+
+def _count_equal(a: Any, b: Any) -> int:
+    """How many entries of ``a`` and ``b`` (same library) are equal."""
+    if isinstance(a, np.ndarray):
+        return int(np.count_nonzero(a == b))
+    xp = _namespace_device(a)[0]
+    return int(xp.sum(xp.astype(a == b, xp.int64)))
+
+
+def _put(target: Any, values: np.ndarray) -> None:
+    """``target[...] = values`` for a target of any library (NumPy values are copied to its device)."""
+    if isinstance(target, np.ndarray):
+        target[...] = values
+        return
+    xp, dev = _namespace_device(target)
+    target[...] = xp.asarray(np.ascontiguousarray(values), dtype=target.dtype, device=dev)
+
+
+def _to_library(a: Any, like: Any, dtype: Any = None) -> Any:
+    """NumPy array ``a`` as an array of ``like``'s library on its device (None stays None)."""
+    if a is None or isinstance(like, np.ndarray):
+        return a
+    from .backend import dtype_in
+
+    xp, dev = _namespace_device(like)
+    arr = np.ascontiguousarray(a if dtype is None else a.astype(dtype))
+    return xp.asarray(arr, dtype=dtype_in(xp, arr.dtype), device=dev)
+
+
+def _rows(X: Any, idx: np.ndarray) -> Any:
+    """Rows ``idx`` (NumPy integers) of ``X``, of any library."""
+    if isinstance(X, np.ndarray):
+        return X[idx]
+    xp, dev = _namespace_device(X)
+    return xp.take(X, xp.asarray(idx.astype(np.int64), device=dev), axis=0)
+
+
+def _move_network(net: Network, X: Any) -> None:
+    """Put ``net``'s parameters in the library and on the device of ``X`` (an array of another library)."""
+    xp, dev = _namespace_device(X)
+    if not isinstance(net.theta, np.ndarray):
+        txp, tdev = _namespace_device(net.theta)
+        if txp is xp and tdev == dev:
+            return
+    net.to(xp, dev)
+
+
+class _XpTerminateOnNaN(TerminateOnNaN):
+    """TerminateOnNaN for parameters of another library (copies and finiteness checks with the array API)."""
+
+    def on_train_begin(self, logs: Any) -> None:
+        self._last_good = _copy_theta(self.trainer.net.theta)
+
+    def on_epoch_end(self, epoch: int, logs: Any) -> None:
+        theta = self.trainer.net.theta
+        xp = _namespace_device(theta)[0]
+        if not math.isfinite(logs.get("loss", 0.0)) or not bool(xp.all(xp.isfinite(theta))):
+            self._diverged(f"the loss or the weights became NaN/infinite in epoch {epoch + 1}")
+        else:
+            self._last_good = _copy_theta(theta)
+
+
+class _XpEarlyStopping(EarlyStopping):
+    """EarlyStopping whose best weights (restore_best_weights) are copied with the array API."""
+
+    def on_epoch_end(self, epoch: int, logs: Any) -> None:
+        keep = self.restore_best_weights
+        self.restore_best_weights = False
+        try:
+            super().on_epoch_end(epoch, logs)
+        finally:
+            self.restore_best_weights = keep
+        if keep and self.best_epoch == epoch:
+            self.best_theta = _copy_theta(self.trainer.net.theta)
+
+
+def _copy_theta(theta: Any) -> Any:
+    return _namespace_device(theta)[0].asarray(theta, copy=True)
 
 
 # ----------------------------------------------------------------------------------------------------- fit
@@ -706,6 +848,19 @@ def fit(
     """
     from .optim import get_optimizer, get_schedule
 
+    # arrays of another library (PyTorch, CuPy, array-api-strict): the network moves to X's library and device;
+    # targets, labels and weights are prepared with NumPy and then copied there
+    foreign = is_foreign_array(X) or not isinstance(net.theta, np.ndarray)
+    if foreign:
+        if is_foreign_array(X):
+            _move_network(net, X)
+        y = _to_numpy(y) if is_foreign_array(y) else y
+        if sample_weight is not None and is_foreign_array(sample_weight):
+            sample_weight = _to_numpy(sample_weight)
+        if validation_data is not None and isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+            yv = validation_data[1]
+            validation_data = (validation_data[0], _to_numpy(yv) if is_foreign_array(yv) else yv)
+
     _check_positive_int(epochs, "epochs")
     if batch_size is not None:
         _check_positive_int(batch_size, "batch_size")
@@ -721,6 +876,8 @@ def fit(
         raise ValueError(f"clip_norm must be a positive number, got {clip_norm!r}")
 
     X_arr, _ = check_inputs(X, net.n_inputs, net.dtype, name="X")  # a memory-mapped X stays on disk
+    if foreign:
+        X_arr = net._in_own_library(X_arr)
     n_y = len(y) if hasattr(y, "__len__") else None
     if n_y != X_arr.shape[0]:
         raise ValueError(f"X has {X_arr.shape[0]} examples but y has {n_y}; they must have the same length")
@@ -764,14 +921,16 @@ def fit(
         else:
             perm = rng.permutation(n)
             val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-            validation = (X_arr[val_idx], T[val_idx], None if labels is None else labels[val_idx])
-            X_arr, T = X_arr[train_idx], T[train_idx]
+            validation = (_rows(X_arr, val_idx), T[val_idx], None if labels is None else labels[val_idx])
+            X_arr, T = _rows(X_arr, train_idx), T[train_idx]
         labels = None if labels is None else labels[train_idx]
         weights = None if weights is None else weights[train_idx]
     elif validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data must be a pair (X_val, y_val)")
         Xv, _ = check_inputs(validation_data[0], net.n_inputs, net.dtype, name="validation_data X")
+        if foreign:
+            Xv = net._in_own_library(Xv)
         yv = validation_data[1]
         if len(yv) != Xv.shape[0]:
             raise ValueError(f"validation_data X has {Xv.shape[0]} examples but y has {len(yv)}")
@@ -781,11 +940,20 @@ def fit(
         else:
             validation = (Xv, encode_targets(net, yv, "regression", name="validation_data y")[0], None)
 
+    if foreign:  # targets, labels, weights (prepared with NumPy) into the data's library and device
+        T = _to_library(np.ascontiguousarray(T), X_arr)
+        labels = _to_library(labels, X_arr, np.int64)
+        weights = _to_library(weights, X_arr)
+        if validation is not None:
+            Xv, Tv, Lv = validation
+            validation = (Xv, _to_library(np.ascontiguousarray(Tv), X_arr), _to_library(Lv, X_arr, np.int64))
+
     opt = get_optimizer(optimizer, lr=lr)
     sched = get_schedule(schedule, opt) if schedule is not None else None
-    cbs: list[Callback] = [TerminateOnNaN()]
+    cbs: list[Callback] = [_XpTerminateOnNaN() if foreign else TerminateOnNaN()]
     if patience is not None:
-        cbs.append(EarlyStopping(monitor, patience=patience, tol=tol, restore_best_weights=restore_best_weights))
+        stopping = _XpEarlyStopping if foreign else EarlyStopping
+        cbs.append(stopping(monitor, patience=patience, tol=tol, restore_best_weights=restore_best_weights))
     if stop_at_loss is not None:
         cbs.append(StopAtLoss(stop_at_loss))
     if stop_when_all_correct:
@@ -805,8 +973,8 @@ def fit(
     net.classes = classes
     trainer = Trainer(
         net,
-        X_arr if isinstance(X_arr, np.memmap) else np.ascontiguousarray(X_arr),
-        np.ascontiguousarray(T),
+        X_arr if isinstance(X_arr, np.memmap) or foreign else np.ascontiguousarray(X_arr),
+        T if foreign else np.ascontiguousarray(T),
         labels=labels,
         optimizer=opt,
         batch_size=X_arr.shape[0] if batch_size is None else min(batch_size, X_arr.shape[0]),
@@ -833,11 +1001,12 @@ def fit(
 
 def score(net: Network, X: Any, y: Any) -> float:
     """Accuracy for a classifier, R² (averaged over outputs, as scikit-learn) for a regressor."""
+    y = _to_numpy(y) if is_foreign_array(y) else y
     if net.classes is not None:
         index = _index_of(net.classes, y, "y")
         out = net.forward(X)
-        return float(np.mean(net._class_index(out) == index))
-    out = net.forward(X)
+        return float(np.mean(_to_numpy(net._class_index(out)) == index))
+    out = _to_numpy(net.forward(X))
     out = out.reshape(-1, net.n_outputs)
     T = net.loss_function.targets(y, net.n_outputs, np.float64)
     ss_res = ((T - out) ** 2).sum(axis=0)

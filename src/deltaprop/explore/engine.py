@@ -153,7 +153,6 @@ def fmt(v: float, digits: int = 9) -> str:
     return f"{v:.{digits - 1}e}"
 
 
-
 def _out(unit: str) -> str:
     return unit if unit.startswith("i") else f"out_{unit}"
 
