@@ -264,3 +264,14 @@ def test_numpy_network_never_takes_foreign_path() -> None:
     net = MLP([3, 2], output_activation="identity", seed=0)
     net.fit(X, Y, epochs=1, batch_size=1, optimizer="sgd", verbose=0)
     assert isinstance(net.theta, np.ndarray)
+
+
+def test_a_torch_backed_network_saves_and_loads_as_numpy(tmp_path):
+    pytest.importorskip("torch")
+    import deltaprop
+
+    net = deltaprop.MLP([3, 4, 2], device="cpu", seed=0)
+    net.save(tmp_path / "m")
+    back = deltaprop.load(tmp_path / "m")
+    X = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    np.testing.assert_array_equal(back.forward(X), net.forward(X).numpy())
