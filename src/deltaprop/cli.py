@@ -8,11 +8,13 @@ the traceback).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import os
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Sequence
@@ -388,9 +390,32 @@ def _epoch_logger(epochs: int) -> Any:
     return EpochLogger(every=max(1, epochs // 10), stream=sys.stderr)
 
 
-def run_train(
+def run_train(data: str | None, **options: Any) -> int:
+    """``deltaprop train``: see :func:`_run_train` for the options. Temporary files of ``stream`` are removed at the
+    end, also when training fails or is interrupted."""
+    with contextlib.ExitStack() as cleanup:
+        return _run_train(data, cleanup=cleanup, **options)
+
+
+def _use_stream(data: str, stream: bool | None) -> bool:
+    """Whether to stream DATA: as asked, or (``stream`` None) a CSV, TSV or Parquet file over STREAM_AUTO_BYTES."""
+    from .tabular import STREAM_AUTO_BYTES, STREAM_FORMATS, DataFileError, data_format
+
+    if stream is not None:
+        return stream
+    try:
+        fmt = data_format(data)
+        size = os.path.getsize(data)
+    except (DataFileError, OSError):
+        return False  # read_table reports what is wrong with the file
+    return fmt in STREAM_FORMATS and size > STREAM_AUTO_BYTES
+
+
+def _run_train(
     data: str | None,
     *,
+    cleanup: contextlib.ExitStack,
+    stream: bool | None = None,
     target: str | None = None,
     dataset: str | None = None,
     ignore: str = "",
@@ -459,7 +484,19 @@ def run_train(
         get_optimizer(optimizer, lr=lr)
 
     # ---- the data
-    if data is None:
+    streaming = data is not None and _use_stream(data, stream)
+    if streaming:
+        if dist is not None:
+            raise CLIError("--stream cannot be combined with --distributed (each rank would read the whole file)")
+    scan = None
+    if streaming:
+        from .tabular import scan_stream
+
+        assert data is not None
+        scan = scan_stream(data, target, _split(ignore), task)
+        table, targets, features, task = scan.sample, scan.targets, scan.features, scan.task
+        y = scan.sample_targets()  # the first rows' targets, for the figures; the rest stay on disk
+    elif data is None:
         table, targets, default_task = _dataset_table(dataset or "digits")
         if target is not None:
             raise CLIError("--target names a column of a data file; a built-in dataset has its own target")
@@ -467,13 +504,18 @@ def run_train(
         table = read_table(data)
         targets = resolve_targets(table, target)
         default_task = None
-    ignored = _split(ignore)
-    unknown = [c for c in ignored if c not in table]
-    if unknown:
-        raise CLIError(f"--ignore names column(s) {', '.join(map(repr, unknown))} that {table.source} does not have")
-    features = [n for n in table.names if n not in targets and n not in ignored]
-    task = task or default_task or infer_task([table[t] for t in targets])
-    y = target_values(table, targets, task)
+    if scan is None:
+        ignored = _split(ignore)
+        unknown = [c for c in ignored if c not in table]
+        if unknown:
+            raise CLIError(
+                f"--ignore names column(s) {', '.join(map(repr, unknown))} that {table.source} does not have"
+            )
+        features = [n for n in table.names if n not in targets and n not in ignored]
+        task = task or default_task or infer_task([table[t] for t in targets])
+        y = target_values(table, targets, task)
+    source = table.source
+    assert task is not None
 
     # ---- the network and its preprocessing
     if resume is not None:
@@ -487,8 +529,12 @@ def run_train(
                 "same data and options"
             )
     else:
-        pre = Preprocessor.fit(table, features, targets, task, scale=scale, y=y if task == "regression" else None)
-        n_classes = int(np.unique(y).size) if task == "classification" else 0
+        if scan is not None:
+            pre = scan.preprocessor(scale=scale)
+            n_classes = 0 if scan.classes is None else int(scan.classes.size)
+        else:
+            pre = Preprocessor.fit(table, features, targets, task, scale=scale, y=y if task == "regression" else None)
+            n_classes = int(np.unique(y).size) if task == "classification" else 0
         n_out, out_act, loss_name = _output_layer(task, n_classes, len(targets), output_activation, loss)
         if init is None:
             init = "he_uniform" if activation.lower() in ("relu", "leaky_relu", "elu") else "glorot_uniform"
@@ -502,8 +548,9 @@ def run_train(
             seed=seed,
         )
         pre.to_model(net)
-    X = pre.transform(table)
-    Y = y if task == "classification" else pre.scale_targets(y)
+    if scan is None:
+        X = pre.transform(table)
+        Y = y if task == "classification" else pre.scale_targets(y)
 
     # ---- the files it will write: checked before spending time on training
     out_path = _check_new_file(out, force, "model", " (or --out to choose another file)")
@@ -517,16 +564,26 @@ def run_train(
         if task == "classification" and len(pre.features) == 2 and all(f.kind == "numeric" for f in pre.features):
             plot_paths.append(_check_new_file(p.with_name(f"{p.stem}-regions{p.suffix}"), force, "figure"))
 
+    if scan is not None:  # second pass: the inputs into a memory-mapped file, removed when training ends
+        workdir = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="deltaprop-stream-"))
+        X, Y = scan.write_arrays(pre, workdir, net.dtype)
     n_rows = X.shape[0]
     split = 0.2 if validation_split is None else validation_split
     if validation_split is None and math.floor(n_rows * split) < 1:
         split = 0.0  # too few rows for the default hold-out: train on all of them
+    if scan is not None and split > 0 and not quiet:
+        n_val = math.floor(n_rows * split)
+        _note(
+            f"streaming {source}: {n_rows:,} rows; validation holds out its last {n_val:,} rows "
+            "(a streamed file is split by position, not at random)"
+        )
     monitor = "val_loss" if split > 0 else "loss"
     net.metadata["training"] = {
-        "data": table.source,
+        "data": source,
         "rows": n_rows,
         "task": task,
         "targets": targets,
+        "streamed": scan is not None,
         "options": {
             "hidden": hidden_sizes,
             "optimizer": optimizer,
@@ -587,8 +644,9 @@ def run_train(
 
     summary = {
         "model": str(out_path),
-        "data": table.source,
+        "data": source,
         "rows": n_rows,
+        "streamed": scan is not None,
         "targets": targets,
         "task": task,
         "classes": None if net.classes is None else net.classes.tolist(),
@@ -612,8 +670,9 @@ def run_train(
     table_.add_column()
     what = f"{task}, {net.classes.size} classes" if net.classes is not None else task
     units = " (on standardised targets)" if pre.target_mean is not None else ""
+    streamed = " (streamed)" if scan is not None else ""
     rows = [
-        ("data", f"{table.source}: {n_rows:,} rows; predicting {', '.join(map(repr, targets))} ({what})"),
+        ("data", f"{source}: {n_rows:,} rows{streamed}; predicting {', '.join(map(repr, targets))} ({what})"),
         ("network", _arch(net)),
         ("epochs", f"{history.epochs_run}"),
         ("stopped", history.stop_reason),
@@ -1060,6 +1119,7 @@ Examples:
   deltaprop train data.npz --batch-size full --optimizer sgd --lr 0.1
   deltaprop train big.csv --target y --checkpoint run.ckpt
   deltaprop train big.csv --target y --checkpoint run.ckpt --resume run.ckpt
+  deltaprop train huge.parquet --target y --stream      # larger than memory: bounded memory
   mpiexec -n 4 python -m mpi4py -m deltaprop train big.parquet --target y --distributed""",
     )
     @click.argument("data", required=False, metavar="[DATA]")
@@ -1094,6 +1154,12 @@ Examples:
     @click.option("--force", is_flag=True, help="Replace existing output files.")
     @click.option("--plot", metavar="FILE.png", help="Loss curve (and FILE-regions.png for 2-input classifiers).")
     @click.option("--scale/--no-scale", default=True, show_default=True, help="Standardise inputs (and targets).")
+    @click.option(
+        "--stream/--no-stream",
+        default=None,
+        help="Read a CSV/TSV/Parquet file in chunks, twice, and train from a temporary file on disk: memory stays "
+        "bounded whatever the file's size; validation holds out the last rows [default: only for files over 1 GiB].",
+    )
     @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
     @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
     @click.option(

@@ -24,10 +24,11 @@ too, and predictions mapped back. :meth:`Preprocessor.to_model` stores all of it
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,6 +62,11 @@ __all__ = [
     "raw_input_network",
     "MAX_CATEGORIES",
     "CLASSIFICATION_MAX_CLASSES",
+    "STREAM_AUTO_BYTES",
+    "STREAM_CHUNK_ROWS",
+    "StreamScan",
+    "iter_chunks",
+    "scan_stream",
 ]
 
 #: file suffixes :func:`read_table` understands, and the format of each (``.gz``/``.bz2`` may follow csv/tsv)
@@ -439,16 +445,18 @@ def _missing_rows(col: np.ndarray) -> np.ndarray:
     return np.zeros(0, dtype=np.intp)
 
 
-def _check_complete(col: np.ndarray, name: str, source: str, role: str) -> None:
+def _check_complete(col: np.ndarray, name: str, source: str, role: str, first_row: int = 0) -> None:
     rows = _missing_rows(col)
     if rows.size:
         raise DataFileError(
-            f"{role} column {name!r} of {source} has {rows.size} missing value(s) (first in data row {rows[0] + 1}); "
-            "fill in or drop those rows first"
+            f"{role} column {name!r} of {source} has {rows.size} missing value(s) (first in data row "
+            f"{first_row + rows[0] + 1}); fill in or drop those rows first"
         )
     if col.dtype.kind == "f" and not np.all(np.isfinite(col)):
         row = int(np.flatnonzero(~np.isfinite(col))[0])
-        raise DataFileError(f"{role} column {name!r} of {source} has an infinite value (data row {row + 1})")
+        raise DataFileError(
+            f"{role} column {name!r} of {source} has an infinite value (data row {first_row + row + 1})"
+        )
 
 
 def infer_task(columns: Sequence[np.ndarray]) -> str:
@@ -551,6 +559,11 @@ def category_text(value: Any) -> str:
     return str(value)
 
 
+def _usable_std(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``std``, with 1 where a column is constant (a standard deviation negligible next to its mean)."""
+    return np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+
+
 class Preprocessor:
     """What turns raw feature columns into network inputs, and network outputs back into target units.
 
@@ -639,14 +652,14 @@ class Preprocessor:
             numeric = pre._numeric_mask()
             mean = X.mean(axis=0)
             std = X.std(axis=0)
-            std = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+            std = _usable_std(mean, std)
             pre.mean = np.where(numeric, mean, 0.0)
             pre.std = np.where(numeric, std, 1.0)
             if task == "regression" and y is not None:
                 y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
                 t_mean, t_std = y2.mean(axis=0), y2.std(axis=0)
                 pre.target_mean = t_mean
-                pre.target_std = np.where(t_std > 1e-12 * np.maximum(1.0, np.abs(t_mean)), t_std, 1.0)
+                pre.target_std = _usable_std(t_mean, t_std)
         return pre
 
     @classmethod
@@ -833,6 +846,337 @@ class Preprocessor:
         if not (np.all(np.isfinite(pre.mean)) and np.all(np.isfinite(pre.std)) and np.all(pre.std > 0)):
             raise bad("input_mean/input_std must be finite, with std > 0")
         return pre
+
+
+# ------------------------------------------------------------------------------------------------ streaming
+#: the formats :func:`iter_chunks` streams
+STREAM_FORMATS = ("csv", "tsv", "parquet")
+#: rows per chunk when streaming a Parquet file (a row group is read in chunks of at most this many rows)
+STREAM_CHUNK_ROWS = 65_536
+#: bytes of CSV/TSV text parsed per chunk when streaming
+STREAM_CSV_BLOCK_BYTES = 4 << 20
+#: ``deltaprop train`` streams a CSV, TSV or Parquet file larger than this on disk without being asked (1 GiB)
+STREAM_AUTO_BYTES = 1 << 30
+_MAX_LABELS = 10_000  # distinct target values a streaming scan keeps track of
+
+
+def iter_chunks(path: str | os.PathLike[str], *, rows: int = STREAM_CHUNK_ROWS) -> Iterator[Table]:
+    """Read a CSV, TSV or Parquet file piece by piece, each piece a :class:`Table` of consecutive rows.
+
+    Parquet is read row group by row group (at most ``rows`` rows a piece), CSV/TSV with pyarrow's streaming
+    reader (about :data:`STREAM_CSV_BLOCK_BYTES` of text a piece; column types are guessed from the first piece).
+    Memory stays bounded by the size of a piece, whatever the size of the file.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"no such file: {p}")
+    if p.is_dir():
+        raise DataFileError(f"{p} is a folder, not a data file")
+    fmt = data_format(p)
+    if fmt not in STREAM_FORMATS:
+        raise DataFileError(f"{p}: only CSV, TSV and Parquet files can be streamed, not {fmt.upper()}")
+    pa = require("pyarrow", "data", f"Streaming {fmt.upper()} files")
+    try:
+        batches: Iterator[Any]
+        if fmt == "parquet":
+            pq = require("pyarrow.parquet", "data", "Streaming Parquet files")
+            pf = pq.ParquetFile(str(p))
+            names = [str(n) for n in pf.schema_arrow.names]
+            batches = (
+                b
+                for g in range(pf.num_row_groups)
+                for b in pf.iter_batches(batch_size=rows, row_groups=[g], use_threads=False)
+            )
+        else:
+            pacsv = require("pyarrow.csv", "data", f"Streaming {fmt.upper()} files")
+            reader = pacsv.open_csv(
+                str(p),
+                read_options=pacsv.ReadOptions(block_size=STREAM_CSV_BLOCK_BYTES, use_threads=False),
+                parse_options=pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ","),
+                convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+            )
+            names = [str(n) for n in reader.schema.names]
+            batches = iter(reader)
+        _check_unique(names, p)
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            columns: dict[str, np.ndarray] = {}
+            unsupported: dict[str, str] = {}
+            for name, col in zip(names, batch.columns):
+                arr, problem = _from_arrow(pa, col)
+                columns[name] = arr
+                if problem:
+                    unsupported[name] = problem
+            yield Table(columns, str(p), fmt, unsupported)
+    except DataFileError:
+        raise
+    except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as exc:
+        hint = ""
+        if fmt != "parquet" and "conversion error" in str(exc).lower():
+            hint = (
+                " (streaming guesses each column's type from the first rows; a column that changes type further "
+                "down cannot be streamed: fix the file, or convert it to Parquet)"
+            )
+        raise DataFileError(f"cannot read {p} as {fmt.upper()}: {_first_line(exc)}{hint}") from None
+
+
+class _Moments:
+    """Count, mean and sum of squared deviations of columns, merged chunk by chunk (Chan et al.) in float64."""
+
+    def __init__(self, k: int) -> None:
+        self.n = 0
+        self.mean = np.zeros(k)
+        self.m2 = np.zeros(k)
+        self.lo = np.full(k, np.inf)
+        self.hi = np.full(k, -np.inf)
+
+    def add(self, x: np.ndarray) -> None:
+        m = x.shape[0]
+        if m == 0:
+            return
+        mean_b = x.mean(axis=0)
+        m2_b = ((x - mean_b) ** 2).sum(axis=0)
+        n = self.n + m
+        delta = mean_b - self.mean
+        self.mean = self.mean + delta * (m / n)
+        self.m2 = self.m2 + m2_b + delta**2 * (self.n * m / n)
+        self.n = n
+        self.lo = np.minimum(self.lo, x.min(axis=0))
+        self.hi = np.maximum(self.hi, x.max(axis=0))
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.m2 / max(self.n, 1))
+
+
+def _chunk_labels(col: np.ndarray) -> np.ndarray:
+    """Class labels of one chunk of a target column, as :func:`target_values` makes them."""
+    if col.dtype.kind == "f":
+        return col.astype(np.int64)
+    return col.astype(str) if col.dtype == object else col
+
+
+@dataclass
+class StreamScan:
+    """What a first pass over a streamed file learnt: rows, columns, task, and the statistics preprocessing needs.
+
+    Made by :func:`scan_stream`; :meth:`preprocessor` gives the same :class:`Preprocessor` that
+    :meth:`Preprocessor.fit` gives on the whole file in memory, and :meth:`write_arrays` the training arrays.
+    """
+
+    path: str
+    source: str
+    n_rows: int
+    features: list[str]
+    targets: list[str]
+    task: str
+    sample: Table  #: the first chunk: column names and types, and a sample for figures
+    kinds: dict[str, str]
+    categories: dict[str, list[str]]
+    numeric: _Moments
+    target_moments: _Moments | None
+    classes: np.ndarray | None
+
+    def preprocessor(self, *, scale: bool = True) -> Preprocessor:
+        """The preprocessing of the whole file, as :meth:`Preprocessor.fit` would make it."""
+        if not self.features:
+            raise DataFileError(f"{self.source} has no feature columns left besides the target")
+        specs = [
+            Feature(n, "numeric") if self.kinds[n] == "numeric" else Feature(n, "categorical", self.categories[n])
+            for n in self.features
+        ]
+        n_in = sum(f.width for f in specs)
+        pre = Preprocessor(specs, np.zeros(n_in), np.ones(n_in), self.targets, self.task, scaled=scale)
+        if scale:
+            numeric = pre._numeric_mask()
+            mean, std = np.zeros(n_in), np.ones(n_in)
+            mean[numeric] = self.numeric.mean
+            std[numeric] = _usable_std(self.numeric.mean, self.numeric.std)
+            pre.mean, pre.std = mean, std
+            if self.task == "regression" and self.target_moments is not None:
+                pre.target_mean = self.target_moments.mean.copy()
+                pre.target_std = _usable_std(self.target_moments.mean, self.target_moments.std)
+        return pre
+
+    def label_dtype(self) -> np.dtype[Any]:
+        assert self.classes is not None
+        return self.classes.dtype
+
+    def sample_targets(self) -> np.ndarray:
+        """The targets of :attr:`sample` (the first chunk): class labels, or regression values (n, k) float64."""
+        if self.task == "classification":
+            return _chunk_labels(self.sample[self.targets[0]])
+        return np.column_stack([self.sample[t].astype(np.float64) for t in self.targets])
+
+    def write_arrays(
+        self, pre: Preprocessor, folder: str | os.PathLike[str], dtype: Any = np.float32
+    ) -> tuple[np.memmap[Any, Any], np.ndarray]:
+        """Second pass: the network inputs as a memory-mapped ``.npy`` file in ``folder``, and the targets.
+
+        Each chunk is transformed by ``pre`` exactly as ``deltaprop predict`` transforms data. The targets are
+        class labels (1-D) for a classifier, scaled values ((n, k) float64) for a regressor: one value per row.
+        """
+        path = Path(folder) / "inputs.npy"
+        X = np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=(self.n_rows, pre.n_inputs))
+        if self.task == "classification":
+            y = np.empty(self.n_rows, dtype=self.label_dtype())
+        else:
+            y = np.empty((self.n_rows, len(self.targets)), dtype=np.float64)
+        row = 0
+        changed = DataFileError(f"{self.source} changed while it was being read twice; train again")
+        for chunk in iter_chunks(self.path):
+            m = chunk.n_rows
+            if row + m > self.n_rows:
+                raise changed
+            X[row : row + m] = pre.transform(chunk)
+            if self.task == "classification":
+                y[row : row + m] = _chunk_labels(chunk[self.targets[0]])
+            else:
+                values = np.column_stack([chunk[t].astype(np.float64) for t in self.targets])
+                y[row : row + m] = pre.scale_targets(values)
+            row += m
+        if row != self.n_rows:
+            raise changed
+        X.flush()
+        del X
+        return np.load(path, mmap_mode="r"), y
+
+
+def scan_stream(
+    path: str | os.PathLike[str], target: str | None = None, ignore: Sequence[str] = (), task: str | None = None
+) -> StreamScan:
+    """First pass over a CSV, TSV or Parquet file, chunk by chunk, with memory bounded by a chunk.
+
+    Finds the target(s) (:func:`resolve_targets` on the first chunk), the task (:func:`infer_task`'s rule, unless
+    ``task`` is given), each feature's kind and categories, and the mean and standard deviation of each numeric
+    feature and regression target: everything :meth:`StreamScan.preprocessor` needs. Raises :class:`DataFileError`
+    as the in-memory path does (missing values, too many categories, a single class…).
+    """
+    chunks = iter_chunks(path)
+    first = next(chunks, None)
+    if first is None or not first.columns:
+        raise DataFileError(f"{path} has no data rows (only a header, or nothing)")
+    source = first.source
+    targets = resolve_targets(first, target)
+    unknown = [c for c in ignore if c not in first]
+    if unknown:
+        raise DataFileError(f"--ignore names column(s) {', '.join(map(repr, unknown))} that {source} does not have")
+    features = [n for n in first.names if n not in targets and n not in ignore]
+    kinds = {n: "numeric" if _is_numeric(_check_usable(first, n, "feature")) else "categorical" for n in features}
+    numeric_names = [n for n in features if kinds[n] == "numeric"]
+    cat_sets: dict[str, set[str]] = {n: set() for n in features if kinds[n] == "categorical"}
+    numeric = _Moments(len(numeric_names))
+    for t in targets:
+        _check_usable(first, t, "target")
+    text_target = len(targets) == 1 and first[targets[0]].dtype == object
+    bool_target = len(targets) == 1 and first[targets[0]].dtype.kind == "b"
+    target_moments = None if text_target else _Moments(len(targets))
+    labels: set[Any] | None = set()
+    whole = True
+    n_rows = 0
+    for chunk in itertools.chain([first], chunks):
+        for name in features:
+            col = _check_usable(chunk, name, "feature")
+            _check_complete(col, name, source, "feature", n_rows)
+            if _is_numeric(col) != (kinds[name] == "numeric"):
+                raise DataFileError(
+                    f"column {name!r} of {source} holds {kinds[name] == 'numeric' and 'numbers' or 'text'} in its "
+                    f"first rows but not from data row {n_rows + 1} on; streaming needs one type per column"
+                )
+            if kinds[name] == "categorical":
+                cats = cat_sets[name]
+                cats.update(col.tolist() if col.dtype == object else [category_text(v) for v in col.tolist()])
+                if len(cats) > MAX_CATEGORIES:
+                    raise DataFileError(
+                        f"feature column {name!r} of {source} has more than {MAX_CATEGORIES:,} distinct text values; "
+                        f"one-hot encoding would add that many inputs (the limit is {MAX_CATEGORIES:,}). Leave it out "
+                        "with --ignore, or convert it to numbers"
+                    )
+        if numeric_names:
+            numeric.add(np.column_stack([chunk[n].astype(np.float64) for n in numeric_names]))
+        cols = [_check_usable(chunk, t, "target") for t in targets]
+        for name, col in zip(targets, cols):
+            _check_complete(col, name, source, "target", n_rows)
+            if (col.dtype == object) != text_target:
+                raise DataFileError(
+                    f"target column {name!r} of {source} changes between text and numbers at data row "
+                    f"{n_rows + 1}; streaming needs one type per column"
+                )
+        if target_moments is not None:
+            target_moments.add(np.column_stack([c.astype(np.float64) for c in cols]))
+        if len(cols) == 1:
+            col = cols[0]
+            if col.dtype.kind == "f" and not np.all(col == np.round(col)):
+                whole = False
+            if labels is not None and whole:
+                labels.update(np.unique(_chunk_labels(col)).tolist())
+                if len(labels) > _MAX_LABELS:
+                    labels = None
+        n_rows += chunk.n_rows
+    if task is None:
+        if len(targets) != 1:
+            task = "regression"
+        elif text_target or bool_target:
+            task = "classification"
+        elif not whole or labels is None:
+            task = "regression"
+        else:
+            distinct = len(labels)
+            few = distinct <= 2 or (distinct <= CLASSIFICATION_MAX_CLASSES and 2 * distinct <= n_rows)
+            task = "classification" if few else "regression"
+    classes = None
+    if task == "classification":
+        if len(targets) != 1:
+            raise DataFileError(f"a classifier predicts one target column, got {len(targets)}: {', '.join(targets)}")
+        if not whole:
+            raise DataFileError(
+                f"target column {targets[0]!r} holds fractional numbers, which are not class labels; "
+                "use --task regression"
+            )
+        if labels is None:
+            raise DataFileError(
+                f"target column {targets[0]!r} of {source} has more than {_MAX_LABELS:,} distinct values, too many "
+                "classes; use --task regression"
+            )
+        classes = np.unique(np.array(sorted(labels)) if text_target else np.array(list(labels)))
+        if bool_target:
+            classes = classes.astype(bool)
+        elif not text_target:
+            classes = classes.astype(np.int64)
+        if classes.size < 2:
+            raise DataFileError(
+                f"target column {targets[0]!r} of {source} has only one value ({category_text(classes[0])!r}); "
+                "a classifier needs examples of at least two classes"
+            )
+    elif task == "regression":
+        if text_target or target_moments is None:
+            raise DataFileError(
+                f"target column {targets[0]!r} of {source} holds text, which regression cannot predict; "
+                "use --task classification"
+            )
+        for k, name in enumerate(targets):
+            if target_moments.lo[k] == target_moments.hi[k]:
+                raise DataFileError(
+                    f"target column {name!r} of {source} has only one value ({target_moments.lo[k]:g}); there is "
+                    "nothing to learn"
+                )
+    else:
+        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    return StreamScan(
+        str(path),
+        source,
+        n_rows,
+        features,
+        targets,
+        task,
+        first,
+        kinds,
+        {n: sorted(c) for n, c in cat_sets.items()},
+        numeric,
+        target_moments,
+        classes,
+    )
 
 
 # -------------------------------------------------------------------------------------------- using a model
