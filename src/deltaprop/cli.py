@@ -748,18 +748,23 @@ def _targets_for(net: Network, pre: Preprocessor, table: Table, target: str | No
     return list(pre.targets)
 
 
-def run_evaluate(model: str, data: str, *, target: str | None = None, as_json: bool = False) -> int:
-    from .tabular import Preprocessor, evaluate_table, read_table, resolve_targets
+def _preprocessing_and_targets(net: Network, table: Any, target: str | None) -> tuple[Any, list[str]]:
+    """The model's stored preprocessing (or one derived from the file's columns) and the target column(s)."""
+    from .tabular import Preprocessor, resolve_targets
 
-    net = _load_model(model)
-    table = read_table(data)
     stored = Preprocessor.from_model(net)
     if stored is None:
         targets = resolve_targets(table, target)
-        pre = _preprocessor(net, table, exclude=targets)
-    else:
-        pre = stored
-        targets = _targets_for(net, pre, table, target)
+        return _preprocessor(net, table, exclude=targets), targets
+    return stored, _targets_for(net, stored, table, target)
+
+
+def run_evaluate(model: str, data: str, *, target: str | None = None, as_json: bool = False) -> int:
+    from .tabular import evaluate_table, read_table
+
+    net = _load_model(model)
+    table = read_table(data)
+    pre, targets = _preprocessing_and_targets(net, table, target)
     result = evaluate_table(net, pre, table, targets)
     _note_unseen(pre, table)
     result = {"model": model, "data": table.source, "targets": targets, **result}
@@ -1024,20 +1029,14 @@ def run_plot_network(
 
 def run_plot_regions(model: str, data: str, path: str, *, target: str | None = None, force: bool = False) -> int:
     from . import plot
-    from .tabular import Preprocessor, raw_input_network, read_table, resolve_targets
+    from .tabular import raw_input_network, read_table
 
     p = _plot_check(path, force)
     net = _load_model(model)
     if net.classes is None:
         raise CLIError("decision regions need a classifier; this model is a regressor")
     table = read_table(data)
-    stored = Preprocessor.from_model(net)
-    if stored is None:
-        targets = resolve_targets(table, target)
-        pre = _preprocessor(net, table, exclude=targets)
-    else:
-        pre = stored
-        targets = _targets_for(net, pre, table, target)
+    pre, targets = _preprocessing_and_targets(net, table, target)
     if len(pre.features) != 2 or any(f.kind != "numeric" for f in pre.features):
         raise CLIError(
             f"decision regions are drawn for a classifier of 2 numeric input columns; this model has "

@@ -32,7 +32,6 @@ import inspect
 import math
 import numbers
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -722,35 +721,11 @@ def _csv_bytes(ds: Dataset) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _atomic_write(dest: Path, write: Callable[[IO[bytes]], None], overwrite: bool) -> None:
     """Write through a temporary file in dest's folder, then move it into place in one step."""
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; give the file the usual permissions
-        if overwrite:
-            os.replace(tmp, dest)
-        else:
-            try:
-                os.link(tmp, dest)  # fails if dest appeared meanwhile, unlike os.replace
-            except FileExistsError:
-                raise FileExistsError(f"{dest} already exists; pass overwrite=True to replace it") from None
-            except OSError:  # a filesystem without hard links
-                if dest.exists():
-                    raise FileExistsError(f"{dest} already exists; pass overwrite=True to replace it") from None
-                os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from .safefile import atomic_write
+
+    atomic_write(dest, write, overwrite=overwrite)
 
 
 def export(name: str | Dataset, path: str | os.PathLike[str], *, overwrite: bool = False, **kwargs: Any) -> Path:

@@ -162,7 +162,33 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     _atomic_write(path, emit)
 
 
-def _atomic_write(path: str | os.PathLike[str], emit: Callable[[IO[bytes]], None]) -> None:
+def atomic_write(
+    path: str | os.PathLike[str],
+    emit: Callable[[IO[bytes]], Any],
+    *,
+    overwrite: bool = True,
+    exists_hint: str = "pass overwrite=True to replace it",
+) -> None:
+    """Write a file through ``emit(fh)`` into a temporary file beside it, fsync, then move it into place in one step.
+
+    A reader (or a crash) never sees half a file. With ``overwrite=False`` an existing file is never replaced,
+    even one that appears while writing: FileExistsError ending with ``exists_hint``.
+    """
+    target = os.fspath(path)
+    if isinstance(target, bytes):
+        target = os.fsdecode(target)
+    if not overwrite and os.path.lexists(target) and not os.path.isdir(target):
+        raise FileExistsError(f"{target} already exists; {exists_hint}")
+    _atomic_write(path, emit, overwrite=overwrite, exists_hint=exists_hint)
+
+
+def _atomic_write(
+    path: str | os.PathLike[str],
+    emit: Callable[[IO[bytes]], Any],
+    *,
+    overwrite: bool = True,
+    exists_hint: str = "pass overwrite=True to replace it",
+) -> None:
     target = os.fspath(path)
     if isinstance(target, bytes):
         target = os.fsdecode(target)
@@ -181,7 +207,19 @@ def _atomic_write(path: str | os.PathLike[str], emit: Callable[[IO[bytes]], None
             emit(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            try:
+                os.link(tmp, target)  # unlike os.replace, fails if the target appeared meanwhile
+            except FileExistsError:
+                raise FileExistsError(f"{target} already exists; {exists_hint}") from None
+            except OSError:  # a filesystem without hard links
+                if os.path.lexists(target):
+                    raise FileExistsError(f"{target} already exists; {exists_hint}") from None
+                os.replace(tmp, target)
+            else:
+                os.unlink(tmp)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1402,44 +1401,18 @@ def write_table(columns: dict[str, np.ndarray], path: str | os.PathLike[str], *,
     return p
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Any], Any], *, overwrite: bool = False) -> None:
     """Write a file through a temporary file beside it, then move it into place in one step.
 
     A reader never sees half a file; an existing file is replaced only with ``overwrite`` (FileExistsError
-    otherwise, even if it appears while writing).
+    otherwise, even if it appears while writing). The command line's wording of :func:`safefile.atomic_write`.
     """
+    from .safefile import atomic_write as _atomic_write
+
     dest = Path(path)
     if dest.is_dir():
         raise IsADirectoryError(f"{dest} is a folder; give a file name")
-    if not overwrite and dest.exists():
-        raise FileExistsError(f"{dest} already exists; pass --force to replace it")
     folder = dest.parent if str(dest.parent) else Path(".")
     if not folder.is_dir():
         raise FileNotFoundError(f"cannot write {dest}: the folder {folder} does not exist")
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{dest.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        if overwrite:
-            os.replace(tmp, dest)
-        else:
-            try:
-                os.link(tmp, dest)  # fails when dest appeared meanwhile, unlike os.replace
-            except FileExistsError:
-                raise FileExistsError(f"{dest} already exists; pass --force to replace it") from None
-            except OSError:  # no hard links on this filesystem
-                if dest.exists():
-                    raise FileExistsError(f"{dest} already exists; pass --force to replace it") from None
-                os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _atomic_write(dest, write, overwrite=overwrite, exists_hint="pass --force to replace it")
