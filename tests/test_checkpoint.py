@@ -19,7 +19,7 @@ TRAIN = textwrap.dedent(
     """
     import os, signal, sys
     import numpy as np
-    from deltaprop import MLP
+    from deltaprop import MLP, optim
     from deltaprop.callbacks import Callback
     from deltaprop.datasets import moons
 
@@ -33,10 +33,13 @@ TRAIN = textwrap.dedent(
                 os.kill(os.getpid(), signal.SIGKILL)  # no clean-up, no atexit: as hard a stop as there is
 
     net = MLP([2, 16, 2], activation="tanh", output_activation="softmax", loss="cross_entropy", seed=1)
+    fused = sys.argv[3] == "sgd-momentum-fused"  # SGD made inside the backward pass (deltaprop.fused)
+    optimizer = optim.SGD(lr=0.01, momentum=0.9) if fused else sys.argv[3]
     history = net.fit(
-        X, y, epochs=6, batch_size=16, optimizer=sys.argv[3], lr=0.01, seed=5, validation_split=0.2,
-        patience=50, schedule="step" if sys.argv[3] == "sgd" else None, checkpoint=sys.argv[1],
+        X, y, epochs=6, batch_size=16, optimizer=optimizer, lr=0.01, seed=5, validation_split=0.2,
+        patience=50, schedule="step" if sys.argv[3] != "adam" else None, checkpoint=sys.argv[1],
         checkpoint_every=7, callbacks=[KillAt()] if kill_at else [], verbose=0,
+        trainer_options={"fused_update": fused},
     )
     np.save(sys.argv[1] + ".theta.npy", net.theta)
     """
@@ -53,7 +56,7 @@ def _train(tmp_path, ckpt, kill_at, optimizer):
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "sgd-momentum-fused"])
 def test_resume_after_sigkill_mid_epoch_is_bit_identical(tmp_path, optimizer):
     full = _train(tmp_path, tmp_path / "full.ckpt", 0, optimizer)
     assert full.returncode == 0, full.stderr

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from . import blas
 from .activations import Activation
 from .backend import xp_of
 
@@ -58,6 +59,10 @@ class Dense:
         # the training hot path reuses these per batch size: net, out, and ∂E/∂out for the layer below
         self._buffers: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._reusing = False
+        self._blas = False
+        # large enough that adding the bias inside the matrix product (one call more expensive than np.matmul)
+        # beats a pass over net
+        self._large = W.shape[0] * W.shape[1] >= 65536
         #: keep net apart from out even when the activation's backward does not need it (the output layer: fused
         #: losses compute E from net)
         self.keep_net = False
@@ -78,10 +83,15 @@ class Dense:
         """
         self.inputs = X
         self._reusing = reuse and isinstance(X, np.ndarray)
+        self._blas = self._reusing and self._large and X.dtype == self.W.dtype and blas.available(X.dtype)
         if self._reusing:
             net, out, _ = self._buffers_for(X.shape[0])
-            np.matmul(X, self.W, out=net)
-            net += self.b  # net = X·W + b
+            if self._blas:
+                net[...] = self.b
+                blas.gemm(X, self.W, net, beta=1.0)  # net = X·W + b, the bias added in the product
+            else:
+                np.matmul(X, self.W, out=net)
+                net += self.b  # net = X·W + b
             self.net = net
             self.out = self.activation.forward_into(net, out)
             return self.out
@@ -102,10 +112,25 @@ class Dense:
             bufs = self._buffers[n] = (net, out, below)
         return bufs
 
-    def backward(self, delta: Array, *, input_grad: bool = True) -> Array | None:
-        """Fill ``dW`` and ``db`` from δ = ∂E/∂net; return ∂E/∂out of the layer below (δ · Wᵀ) if ``input_grad``."""
+    def backward(
+        self, delta: Array, *, input_grad: bool = True, into: tuple[Array, Array, float] | None = None
+    ) -> Array | None:
+        """Fill ``dW`` and ``db`` from δ = ∂E/∂net; return ∂E/∂out of the layer below (δ · Wᵀ) if ``input_grad``.
+
+        ``into=(W_target, b_target, β)`` adds the gradient to β times those arrays instead (``target ← β·target +
+        gradient``, in the matrix product itself: deltaprop.fused uses it for the momentum buffer); ``dW`` and ``db``
+        are then left alone.
+        """
         assert self.inputs is not None, "backward called before forward"
-        if isinstance(delta, np.ndarray) and isinstance(self.dW, np.ndarray):
+        if into is not None:
+            W_target, b_target, beta = into
+            blas.gemm(self.inputs.T, delta, W_target, beta=beta)  # ← β·target + outᵀ_below · δ
+            if beta == 0.0:
+                np.add.reduce(delta, axis=0, out=b_target)
+            else:
+                b_target *= beta
+                b_target += np.add.reduce(delta, axis=0)  # ← β·target + Σ δ over the batch
+        elif isinstance(delta, np.ndarray) and isinstance(self.dW, np.ndarray):
             np.matmul(self.inputs.T, delta, out=self.dW)  # ∂E/∂W = outᵀ_below · δ
             if self.bias_trainable:
                 np.add.reduce(delta, axis=0, out=self.db)  # ∂E/∂b = Σ δ over the batch

@@ -29,6 +29,7 @@ from .layers import Dense
 from .losses import Loss, get_loss
 
 if TYPE_CHECKING:
+    from .fused import FusedSGD
     from .train import History
 
 __all__ = ["Network", "MLP", "check_inputs"]
@@ -226,10 +227,12 @@ class Network:
             )
         self._backward(t)
 
-    def _backward(self, t: Array, sample_weight: Array | None = None) -> None:
+    def _backward(self, t: Array, sample_weight: Array | None = None, fused: FusedSGD | None = None) -> None:
         """Backward pass from prepared targets ``t`` (shape (n, n_outputs), network dtype).
 
         ``sample_weight`` (n,) turns the batch mean into a weighted mean: each example's δ is scaled by w / mean(w).
+        ``fused`` (the training loop's :class:`deltaprop.fused.FusedSGD`) sends each layer's gradient into the
+        optimiser's momentum buffer (``b ← μ·b + g`` in the matrix product) instead of ``grad``.
         """
         last = self.layers[-1]
         loss = self.loss_function
@@ -245,7 +248,10 @@ class Network:
             layer = self.layers[i]
             if self._record:
                 layer.delta = _copy(delta)
-            dE_dout_below = layer.backward(delta, input_grad=i > 0)
+            if fused is None:
+                dE_dout_below = layer.backward(delta, input_grad=i > 0)
+            else:
+                dE_dout_below = layer.backward(delta, input_grad=i > 0, into=fused.gradient_target(i))
             if i > 0:
                 below = self.layers[i - 1]
                 if self._record:

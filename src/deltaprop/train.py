@@ -25,12 +25,15 @@ import numpy as np
 
 from .backend import is_foreign_array
 from .callbacks import Callback, EarlyStopping, StopAtLoss, StopWhenAllCorrect, TerminateOnNaN, TimeBudget
+from .fused import FusedSGD
 from .network import Network, _to_numpy, check_inputs
 
 __all__ = ["History", "Trainer", "fit", "encode_targets", "score"]
 
 #: rows per window when shuffling data read from a memory-mapped file
 STREAM_WINDOW_ROWS = 65536
+#: networks with at least this many parameters take SGD's fused update by default (Trainer's fused_update)
+FUSED_MIN_PARAMS = 10_000
 
 
 @dataclass
@@ -228,6 +231,7 @@ class Trainer:
         metric_reduce: Any = None,
         stop_sync: Any = None,
         is_root: bool = True,
+        fused_update: bool | None = None,
     ) -> None:
         self.net = net
         self.X, self.T, self.labels = X, T, labels
@@ -308,6 +312,12 @@ class Trainer:
             and _kernels_support(net, optimizer)
         )
         self.n_batches = max(1, math.ceil(n / batch_size))
+        # SGD made inside the backward pass, layer by layer (deltaprop.fused): None chooses it for networks large
+        # enough that the update's passes over memory matter (bench/RESULTS.md), True whenever it applies
+        self.fused: FusedSGD | None = None
+        if fused_update is not False and not self._foreign and not self._compiled_epoch:
+            if clip_norm is None and grad_reduce is None and (fused_update or net.n_params >= FUSED_MIN_PARAMS):
+                self.fused = FusedSGD.for_network(net, optimizer)
 
     def _init_numpy_buffers(
         self,
@@ -404,7 +414,11 @@ class Trainer:
                     weight = _total(wb)
                 if L is not None:
                     self._epoch_correct += _count_equal(net._class_index(out), L[lo:hi])
-                net._backward(Tb, sample_weight=wb)  # backward pass: every dW, db
+                if self.fused is not None:  # backward pass and update, layer by layer
+                    self.fused.begin(state)
+                    net._backward(Tb, sample_weight=wb, fused=self.fused)
+                else:
+                    net._backward(Tb, sample_weight=wb)  # backward pass: every dW, db
             else:
                 net.grad[...] = 0.0  # no rows for this process in this batch: it adds nothing to the sum
             contribution = batch_loss * (hi - lo)  # these rows' share of the epoch's loss sum
@@ -419,7 +433,10 @@ class Trainer:
                 break
             if self.clip_norm is not None:
                 _clip(net.grad, self.clip_norm)
-            opt.step(net.theta, net.grad, state)  # update
+            if self.fused is not None and hi > lo:
+                self.fused.end(state)  # updated during the backward pass
+            else:
+                opt.step(net.theta, net.grad, state)  # update
             self.batch += 1
             self.step_count += 1
             if self._batch_callbacks:

@@ -1,0 +1,116 @@
+"""SGD fused into the backward pass: the momentum update is made inside each weight-gradient matrix product.
+
+The plain order of a step is backward (every ``dW = outᵀ_below · δ`` into ``grad``), then the optimiser's update
+over all parameters: with momentum μ (PyTorch's rule, :class:`deltaprop.optim.SGD`)::
+
+    b ← μ·b + g          θ ← θ − lr·b
+
+which reads and writes memory the size of the network four or five times per step. Fused::
+
+    [b_W; b_b] ← μ·[b_W; b_b] + [outᵀ_below·δ; Σ δ]     per layer, in the backward pass: BLAS gemm with β = μ
+                                                          (deltaprop.blas) instead of np.matmul into grad
+    θ ← θ − lr·b                                          after the pass: one BLAS axpy over all parameters
+
+The gradient never goes to memory of its own and the update is a single pass (bench/RESULTS.md measures what it
+buys on workload L). Every δ·Wᵀ still uses the weights before the update, as the seed's algorithm has it. The
+result is that of the plain order up to rounding: the sums are the same, only their float rounding order differs.
+Without momentum the gradient goes to ``grad`` as usual and the update is ``θ ← θ − lr·g`` (one axpy).
+
+Used by :class:`deltaprop.train.Trainer` for :class:`~deltaprop.optim.SGD` with ``dampening=0``, no Nesterov and
+no weight decay, NumPy arrays, trainable biases, no gradient clipping and no gradient reduction over processes;
+``fit(..., trainer_options={"fused_update": False})`` turns it off. With momentum, ``net.grad`` is not filled
+during such a run (the gradient goes straight into the momentum buffer).
+
+>>> import numpy as np
+>>> from deltaprop import MLP, optim
+>>> from deltaprop.fused import FusedSGD
+>>> net = MLP([3, 4, 2], seed=0)
+>>> opt = optim.SGD(lr=0.1, momentum=0.9)
+>>> FusedSGD.for_network(net, opt) is not None
+True
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import blas
+
+if TYPE_CHECKING:
+    from .network import Network
+
+__all__ = ["FusedSGD"]
+
+
+class FusedSGD:
+    """The SGD update of one network, made layer by layer inside its backward pass (see the module's docstring)."""
+
+    def __init__(self, net: Network, optimizer: Any) -> None:
+        self.net = net
+        self.optimizer = optimizer
+        self.momentum = float(optimizer.momentum)
+        # each layer's [W; b] in theta: W row-major then b, one contiguous slice (the flat layout puts them so)
+        self._slices: list[slice] = []
+        offset = 0
+        for layer in net.layers:
+            end = offset + layer.n_in * layer.n_out + layer.n_out
+            self._slices.append(slice(offset, end))
+            offset = end
+        self._buffer: np.ndarray | None = None  # the gradient or momentum buffer _targets are views of
+        self._targets: list[tuple[np.ndarray, np.ndarray]] = []
+        self._beta = 0.0
+        self._lr = 0.0
+
+    @classmethod
+    def for_network(cls, net: Network, optimizer: Any) -> FusedSGD | None:
+        """A fused update for ``net`` trained by ``optimizer``, or None when the fused form does not apply."""
+        from .optim import SGD
+
+        if type(optimizer) is not SGD or optimizer.nesterov or optimizer.dampening != 0.0:
+            return None
+        if optimizer.weight_decay != 0.0:
+            return None
+        theta = net.theta
+        if not isinstance(theta, np.ndarray) or not theta.flags.c_contiguous or not blas.available(theta.dtype):
+            return None
+        if not all(layer.bias_trainable for layer in net.layers):
+            return None
+        return cls(net, optimizer)
+
+    def _views(self, flat: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(W part, b part) of every layer in a buffer laid out like theta."""
+        views = []
+        for layer, part in zip(self.net.layers, self._slices):
+            whole = flat[part]
+            n_w = layer.n_in * layer.n_out
+            views.append((whole[:n_w].reshape(layer.n_in, layer.n_out), whole[n_w:]))
+        return views
+
+    def begin(self, state: dict[str, Any]) -> None:
+        """Prepare one step: where each layer's gradient goes, and with which β."""
+        self._lr = float(self.optimizer.lr)
+        if self.momentum == 0.0:
+            target = self.net.grad
+            self._beta = 0.0
+        else:
+            target = state["b"]
+            self._beta = 0.0 if state["step"] == 0 else self.momentum  # b ← g at the first step, μ·b + g after
+        if target is not self._buffer:  # a fresh or restored state
+            if not (isinstance(target, np.ndarray) and target.flags.c_contiguous and target.dtype == self.net.dtype):
+                target = np.ascontiguousarray(target, dtype=self.net.dtype)
+                state["b"] = target
+            self._buffer = target
+            self._targets = self._views(target)
+
+    def gradient_target(self, i: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """(where ∂E/∂W goes, where ∂E/∂b goes, β): layer ``i`` adds its gradient to β times what is there."""
+        W, b = self._targets[i]
+        return W, b, self._beta
+
+    def end(self, state: dict[str, Any]) -> None:
+        """θ ← θ − lr·b for every layer at once (their δ·Wᵀ used the weights before the update)."""
+        assert self._buffer is not None, "end() without begin()"
+        blas.axpy(-self._lr, self._buffer, self.net.theta)
+        state["step"] += 1
