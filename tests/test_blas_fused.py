@@ -203,3 +203,10 @@ def test_trainer_fuses_large_networks_by_default_and_not_with_clipping():
     assert trainer(small, fused_update=True).fused is not None
     assert trainer(large, fused_update=False).fused is None
     assert trainer(large, clip_norm=1.0).fused is None
+
+
+def test_a_library_that_computes_wrongly_is_not_used():
+    def noop(*args):
+        return None
+
+    assert not blas._works({np.dtype(np.float32): noop}, {np.dtype(np.float32): noop})

@@ -217,3 +217,27 @@ def test_summary_and_config():
     assert "total 32 parameters" in net.summary()
     cfg = net.get_config()
     assert cfg["layer_sizes"] == [3, 5, 2] and cfg["activations"][-1] == {"name": "softmax"}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_loss_from_the_softmax_equals_the_loss_from_probabilities(dtype):
+    # the training loop's cross-entropy reuses the softmax's row max and row sum (Network._batch_loss)
+    rng = np.random.default_rng(0)
+    net = MLP([5, 7, 4], activation="relu", output_activation="softmax", loss="cross_entropy", seed=0, dtype=dtype)
+    X = rng.standard_normal((9, 5)).astype(dtype) * 30  # large net inputs: some probabilities underflow to 0
+    soft = rng.uniform(0.0, 1.0, (9, 4)).astype(dtype)  # probability rows that do not sum to 1 count as given
+    net._reuse_buffers = True
+    out = net._forward(X)
+    kept = net.layers[-1].activation.kept
+    assert kept is not None and kept[0] is out
+    out64 = out.astype(np.float64)
+    net64 = net.layers[-1].net.astype(np.float64)
+    log_softmax = net64 - net64.max(axis=1, keepdims=True)
+    log_softmax -= np.log(np.exp(log_softmax).sum(axis=1, keepdims=True))
+    expected = float(-(soft * log_softmax).sum() / 9)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    assert net._batch_loss(out, soft) == pytest.approx(expected, rel=rtol)
+    assert net.loss_function.value(out, soft, net.layers[-1].net) == pytest.approx(expected, rel=rtol)
+    assert np.all(np.isfinite(out64))
+    other = out.copy()  # not the array the softmax kept: computed from net again, same value
+    assert net._batch_loss(other, soft) == pytest.approx(expected, rel=rtol)

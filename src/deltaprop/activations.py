@@ -246,11 +246,17 @@ class Softmax(Activation):
     elementwise = False
     output_only = True
     reads_net = True  # the fused cross-entropy loss reads net (log-softmax)
+    #: (out, row max m, row sum s of e^(net − m)) of the last forward_into, or None
+    kept: tuple[Array, Array, Array] | None = None
 
     def forward_into(self, net: Array, out: Array) -> Array:
-        np.subtract(net, net.max(axis=-1, keepdims=True), out=out)
+        m = np.maximum.reduce(net, axis=-1, keepdims=True)  # shifting net changes no o, and avoids overflow
+        np.subtract(net, m, out=out)
         np.exp(out, out=out)
-        out /= out.sum(axis=-1, keepdims=True)
+        s = np.add.reduce(out, axis=-1, keepdims=True)
+        out /= s  # o = e^(net − m) / s
+        # ln Σ_j e^(net_j) = m + ln s per row: the cross-entropy of this batch needs it (Network._batch_loss)
+        self.kept = (out, m, s)
         return out
 
     def forward(self, net: Array) -> Array:

@@ -29,14 +29,10 @@ import numpy as np
 __all__ = ["available", "gemm", "axpy", "library_path"]
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
-# symbol prefixes and suffixes of the CBLAS interface in the builds NumPy ships or links: scipy-openblas with
-# 64-bit integers (NumPy's wheels), the same with 32-bit integers, and plain (reference, OpenBLAS, MKL's cblas)
-_NAMINGS = (
-    ("scipy_cblas_", "64_", ctypes.c_int64),
-    ("cblas_", "64_", ctypes.c_int64),
-    ("scipy_cblas_", "", ctypes.c_int),
-    ("cblas_", "", ctypes.c_int),
-)
+# symbol prefixes and suffixes of the CBLAS interface whose integer size the name tells: scipy-openblas with
+# 64-bit integers (NumPy's wheels) and OpenBLAS's own 64-bit-integer naming. Unsuffixed names are not used: they
+# may take 32- or 64-bit integers depending on the build, and a wrong guess cannot be detected safely.
+_NAMINGS = (("scipy_cblas_", "64_", ctypes.c_int64), ("cblas_", "64_", ctypes.c_int64))
 
 
 class _Routines(NamedTuple):
@@ -51,10 +47,9 @@ def _candidates() -> list[str]:
     places = [os.path.join(os.path.dirname(root), "numpy.libs"), os.path.join(root, ".dylibs"), root]
     found: list[str] = []
     for place in places:
-        for pattern in ("*openblas*", "*blas*"):
-            for path in sorted(glob.glob(os.path.join(place, pattern))):
-                if path not in found and os.path.isfile(path) and not path.endswith((".py", ".pyc", ".pyi")):
-                    found.append(path)
+        for path in sorted(glob.glob(os.path.join(place, "*openblas*"))):
+            if path not in found and os.path.isfile(path) and not path.endswith((".py", ".pyc", ".pyi")):
+                found.append(path)
     return found
 
 
@@ -89,9 +84,23 @@ def _load() -> _Routines | None:
         except OSError:
             continue
         bound = _bind(lib)
-        if bound is not None:
+        if bound is not None and _works(*bound):
             return _Routines(path, *bound)
     return None
+
+
+def _works(gemms: dict[Any, Any], axpys: dict[Any, Any]) -> bool:
+    """A small product and axpy in both dtypes give NumPy's results (guards against a library of another ABI)."""
+    for dtype, g in gemms.items():
+        A = np.arange(6, dtype=dtype).reshape(2, 3)
+        B = np.arange(12, dtype=dtype).reshape(3, 4)
+        C = np.ones((2, 4), dtype=dtype)
+        g(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, 2, 4, 3, 2.0, A.ctypes.data, 3, B.ctypes.data, 4, 0.5, C.ctypes.data, 4)
+        x, y = np.arange(5, dtype=dtype), np.ones(5, dtype=dtype)
+        axpys[dtype](5, -3.0, x.ctypes.data, 1, y.ctypes.data, 1)
+        if not (np.array_equal(C, 2.0 * (A @ B) + 0.5) and np.array_equal(y, 1.0 - 3.0 * x)):
+            return False
+    return True
 
 
 _routines: _Routines | None = None

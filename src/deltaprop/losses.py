@@ -124,17 +124,22 @@ class CrossEntropy(Loss):
 
     def value(self, out: Array, t: Array, net: Array | None = None) -> float:
         if net is not None and isinstance(net, np.ndarray):  # NumPy fast path (the training loop's batch loss)
-            z = net - net.max(axis=-1, keepdims=True)
-            log_norm = np.log(np.exp(z).sum(axis=-1, keepdims=True))
-            z -= log_norm  # log-softmax: ln o = z − ln Σ e^z
-            z *= t
-            return float(-z.sum() / out.shape[0])
+            m = np.maximum.reduce(net, axis=-1, keepdims=True)
+            s = np.add.reduce(np.exp(net - m), axis=-1, keepdims=True)
+            return self.value_from_softmax(t, net, m, s)
         xp = xp_of(out)
         if net is None:  # from probabilities: clip so that a zero probability gives a large, finite E
             return float(-xp.sum(t * xp.log(xp.clip(out, 1e-300, 1.0))) / out.shape[0])
         m = xp.max(net, axis=-1, keepdims=True)
         log_out = net - (m + xp.log(xp.sum(xp.exp(net - m), axis=-1, keepdims=True)))  # log-softmax
         return float(-xp.sum(t * log_out) / out.shape[0])
+
+    def value_from_softmax(self, t: np.ndarray, net: np.ndarray, m: np.ndarray, s: np.ndarray) -> float:
+        """E from the softmax's own row max ``m`` and row sum ``s`` of e^(net − m): nothing is exponentiated again."""
+        z = np.subtract(net, m)
+        z -= np.log(s)  # log-softmax: ln o = (net − m) − ln s
+        z *= t
+        return float(-np.add.reduce(z, axis=None) / net.shape[0])
 
     def elementwise(self, out: Array, t: Array) -> Array:
         xp = xp_of(out)

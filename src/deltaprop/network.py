@@ -26,7 +26,7 @@ from .activations import Activation, get_activation
 from .backend import dtype_in, is_numpy, xp_of
 from .initializers import initialize
 from .layers import Dense
-from .losses import Loss, get_loss
+from .losses import CrossEntropy, Loss, get_loss
 
 if TYPE_CHECKING:
     from .fused import FusedSGD
@@ -272,7 +272,20 @@ class Network:
         if t.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} examples but Y has {t.shape[0]}; they must match")
         out = self._forward(X)
-        return self.loss_function.value(out, t, self.layers[-1].net)
+        return self._batch_loss(out, t)
+
+    def _batch_loss(self, out: Array, t: Array) -> float:
+        """E of the last forward pass (whose output is ``out``) against targets ``t``."""
+        last = self.layers[-1]
+        kept = getattr(last.activation, "kept", None)
+        if (
+            kept is not None
+            and kept[0] is out
+            and last.net is not None
+            and isinstance(self.loss_function, CrossEntropy)
+        ):
+            return self.loss_function.value_from_softmax(t, last.net, kept[1], kept[2])  # no second exp pass
+        return self.loss_function.value(out, t, last.net)
 
     def step(self, lr: float) -> None:
         """Plain gradient descent on every parameter: w ← w − lr · ∂E/∂w (the gradients of the last backward)."""

@@ -344,6 +344,8 @@ class Trainer:
         for layer in self.net.layers:
             layer.inputs = layer.net = layer.out = None
             layer._buffers.clear()
+            if getattr(layer.activation, "kept", None) is not None:
+                layer.activation.kept = None  # type: ignore[attr-defined]
 
     def stop(self, reason: str) -> None:
         """Ask training to stop at the end of the current batch or epoch; ``reason`` goes to ``History``."""
@@ -408,7 +410,7 @@ class Trainer:
                 out = net._forward(Xb)  # forward pass
                 wb = None if W is None else W[lo:hi]
                 if wb is None:
-                    batch_loss = loss_fn.value(out, Tb, net.layers[-1].net)
+                    batch_loss = net._batch_loss(out, Tb)
                 else:
                     batch_loss = _weighted_loss(loss_fn, out, Tb, wb)
                     weight = _total(wb)
