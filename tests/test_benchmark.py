@@ -80,3 +80,20 @@ def test_report_structure_and_missing_peer(monkeypatch, tmp_path):
 def test_unknown_workload_is_an_error(capsys):
     assert benchmark.main(["--workloads", "Z", "--quiet"]) == 2
     assert "unknown workload" in capsys.readouterr().err
+
+
+def test_l_budget_times_every_part_of_a_step(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "l_budget.py"
+    spec = importlib.util.spec_from_file_location("l_budget", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--steps", "2"]) == 0
+    out = capsys.readouterr().out
+    for part in ("gemm", "update", "gather", "relu", "softmax_ce"):
+        assert f"  {part} " in out
+    bound = float(out.rsplit("at most ", 1)[1].split("%")[0])
+    assert 0.0 < bound < 100.0
