@@ -42,7 +42,7 @@ class _Routines(NamedTuple):
 
 
 def _candidates() -> list[str]:
-    """Shared libraries bundled with NumPy whose names say BLAS (wheels keep them beside the package)."""
+    """Shared libraries bundled with NumPy whose names say OpenBLAS (wheels keep them beside the package)."""
     root = os.path.dirname(os.path.abspath(np.__file__))
     places = [os.path.join(os.path.dirname(root), "numpy.libs"), os.path.join(root, ".dylibs"), root]
     found: list[str] = []

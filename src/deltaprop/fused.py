@@ -45,7 +45,8 @@ __all__ = ["FusedSGD"]
 
 
 class FusedSGD:
-    """The SGD update of one network, made layer by layer inside its backward pass (see the module's docstring)."""
+    """SGD for one network: each layer's gradient goes into the momentum buffer inside its weight-gradient product,
+    then one pass updates every weight (see the module's docstring)."""
 
     def __init__(self, net: Network, optimizer: Any) -> None:
         self.net = net

@@ -862,8 +862,10 @@ def fit(
             from it and ends bit-identical to a run that was never interrupted. ``epochs`` counts from the start
             of the original run.
         verbose: 0 silent; 1 a progress bar when the output is a terminal; 2 one line per epoch.
-        trainer_options: extra keyword arguments of :class:`Trainer` (``shard``, ``grad_reduce``,
-            ``metric_reduce``, ``stop_sync``, ``is_root``); :func:`deltaprop.distributed.fit` sets them.
+        trainer_options: extra keyword arguments of :class:`Trainer`: ``fused_update`` (None: SGD's update is made
+            inside the backward pass for networks of ``FUSED_MIN_PARAMS`` parameters or more, see
+            :mod:`deltaprop.fused`; True: whenever it applies; False: never), and ``shard``, ``grad_reduce``,
+            ``metric_reduce``, ``stop_sync``, ``is_root``, which :func:`deltaprop.distributed.fit` sets.
     """
     from .optim import get_optimizer, get_schedule
 
