@@ -19,6 +19,7 @@ try:  # Starlette's test client runs on httpx2 (or, older, httpx)
 except ImportError:
     pytest.importorskip("httpx", reason="Starlette's test client needs httpx2 or httpx")
 
+from published import PUBLISHED  # noqa: E402  (tests/published.py: the figures as published)
 from starlette.testclient import TestClient  # noqa: E402
 
 from deltaprop import MLP, trace_step  # noqa: E402
@@ -144,25 +145,6 @@ def test_the_api_writes_no_file(client, tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------ the worked example
-PUBLISHED = {
-    "net_h1": 0.3775,
-    "out_h1": 0.593269992,
-    "out_h2": 0.596884378,
-    "out_o1": 0.75136507,
-    "out_o2": 0.772928465,
-    "E_total": 0.298371109,
-    "dE_dw5": 0.082167041,
-    "w5_new": 0.35891648,
-    "w6_new": 0.408666186,
-    "w7_new": 0.511301270,
-    "w8_new": 0.561370121,
-    "dE_dout_h1": 0.036350306,
-    "w1_new": 0.149780716,
-    "w2_new": 0.19956143,
-    "w3_new": 0.24975114,
-    "w4_new": 0.29950229,
-    "E_total_new": 0.291027774,
-}
 
 
 def test_the_worked_step_is_trace_step_number_for_number(client):
