@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import blas
+from .network import layer_views
 
 if TYPE_CHECKING:
     from .network import Network
@@ -52,13 +53,6 @@ class FusedSGD:
         self.net = net
         self.optimizer = optimizer
         self.momentum = float(optimizer.momentum)
-        # each layer's [W; b] in theta: W row-major then b, one contiguous slice (the flat layout puts them so)
-        self._slices: list[slice] = []
-        offset = 0
-        for layer in net.layers:
-            end = offset + layer.n_in * layer.n_out + layer.n_out
-            self._slices.append(slice(offset, end))
-            offset = end
         self._buffer: np.ndarray | None = None  # the gradient or momentum buffer _targets are views of
         self._targets: list[tuple[np.ndarray, np.ndarray]] = []
         self._beta = 0.0
@@ -80,15 +74,6 @@ class FusedSGD:
             return None
         return cls(net, optimizer)
 
-    def _views(self, flat: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(W part, b part) of every layer in a buffer laid out like theta."""
-        views = []
-        for layer, part in zip(self.net.layers, self._slices):
-            whole = flat[part]
-            n_w = layer.n_in * layer.n_out
-            views.append((whole[:n_w].reshape(layer.n_in, layer.n_out), whole[n_w:]))
-        return views
-
     def begin(self, state: dict[str, Any]) -> None:
         """Prepare one step: where each layer's gradient goes, and with which β."""
         self._lr = float(self.optimizer.lr)
@@ -98,12 +83,11 @@ class FusedSGD:
         else:
             target = state["b"]
             self._beta = 0.0 if state["step"] == 0 else self.momentum  # b ← g at the first step, μ·b + g after
-        if target is not self._buffer:  # a fresh or restored state
             if not (isinstance(target, np.ndarray) and target.flags.c_contiguous and target.dtype == self.net.dtype):
-                target = np.ascontiguousarray(target, dtype=self.net.dtype)
-                state["b"] = target
+                target = state["b"] = np.ascontiguousarray(target, dtype=self.net.dtype)  # e.g. a restored state
+        if target is not self._buffer:  # a fresh or restored state: views of it, layer by layer
             self._buffer = target
-            self._targets = self._views(target)
+            self._targets = layer_views(self.net.layer_sizes, target)
 
     def gradient_target(self, i: int) -> tuple[np.ndarray, np.ndarray, float]:
         """(where ∂E/∂W goes, where ∂E/∂b goes, β): layer ``i`` adds its gradient to β times what is there."""

@@ -59,7 +59,6 @@ class Dense:
         # the training hot path reuses these per batch size: net, out, and ∂E/∂out for the layer below
         self._buffers: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._reusing = False
-        self._blas = False
         # large enough that adding the bias inside the matrix product (one call more expensive than np.matmul)
         # beats a pass over net
         self._large = W.shape[0] * W.shape[1] >= 65536
@@ -83,10 +82,9 @@ class Dense:
         """
         self.inputs = X
         self._reusing = reuse and isinstance(X, np.ndarray)
-        self._blas = self._reusing and self._large and X.dtype == self.W.dtype and blas.available(X.dtype)
         if self._reusing:
             net, out, _ = self._buffers_for(X.shape[0])
-            if self._blas:
+            if self._large and X.dtype == self.W.dtype and blas.available(X.dtype):
                 net[...] = self.b
                 blas.gemm(X, self.W, net, beta=1.0)  # net = X·W + b, the bias added in the product
             else:
@@ -118,8 +116,8 @@ class Dense:
         """Fill ``dW`` and ``db`` from δ = ∂E/∂net; return ∂E/∂out of the layer below (δ · Wᵀ) if ``input_grad``.
 
         ``into=(W_target, b_target, β)`` adds the gradient to β times those arrays instead (``target ← β·target +
-        gradient``, in the matrix product itself: deltaprop.fused uses it for the momentum buffer); ``dW`` and ``db``
-        are then left alone.
+        gradient``, in the matrix product itself: deltaprop.fused uses it for the momentum buffer); ``dW`` is then
+        left alone (``db`` still receives ∂E/∂b when β ≠ 0).
         """
         assert self.inputs is not None, "backward called before forward"
         if into is not None:
@@ -128,8 +126,9 @@ class Dense:
             if beta == 0.0:
                 np.add.reduce(delta, axis=0, out=b_target)
             else:
+                np.add.reduce(delta, axis=0, out=self.db)  # ∂E/∂b = Σ δ over the batch
                 b_target *= beta
-                b_target += np.add.reduce(delta, axis=0)  # ← β·target + Σ δ over the batch
+                b_target += self.db  # ← β·target + ∂E/∂b
         elif isinstance(delta, np.ndarray) and isinstance(self.dW, np.ndarray):
             np.matmul(self.inputs.T, delta, out=self.dW)  # ∂E/∂W = outᵀ_below · δ
             if self.bias_trainable:

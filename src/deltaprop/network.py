@@ -38,6 +38,23 @@ Array = Any
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
+def layer_views(layer_sizes: Sequence[int], flat: Array) -> list[tuple[Array, Array]]:
+    """Every layer's (W, b) as views of a flat buffer laid out like ``theta``: W (n_in, n_out) row-major, then b.
+
+    >>> import numpy as np
+    >>> [(W.shape, b.shape) for W, b in layer_views([3, 2, 1], np.zeros(11))]
+    [((3, 2), (2,)), ((2, 1), (1,))]
+    """
+    xp = np if isinstance(flat, np.ndarray) else xp_of(flat)
+    views = []
+    offset = 0
+    for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+        w_end = offset + n_in * n_out
+        views.append((xp.reshape(flat[offset:w_end], (n_in, n_out)), flat[w_end : w_end + n_out]))
+        offset = w_end + n_out
+    return views
+
+
 class Network:
     """A multi-layer perceptron whose parameters live in one flat buffer. Build one with :func:`MLP`."""
 
@@ -58,20 +75,10 @@ class Network:
         #: ∂E/∂theta after ``backward``, same layout
         self.grad = np.zeros(n_params, dtype=self.dtype)
         self.layers: list[Dense] = []
-        offset = 0
-        for (n_in, n_out), activation in zip(shapes, activations):
-            w_end = offset + n_in * n_out
-            b_end = w_end + n_out
-            self.layers.append(
-                Dense(
-                    self.theta[offset:w_end].reshape(n_in, n_out),
-                    self.theta[w_end:b_end],
-                    self.grad[offset:w_end].reshape(n_in, n_out),
-                    self.grad[w_end:b_end],
-                    activation,
-                )
-            )
-            offset = b_end
+        for (W, b), (dW, db), activation in zip(
+            layer_views(self.layer_sizes, self.theta), layer_views(self.layer_sizes, self.grad), activations
+        ):
+            self.layers.append(Dense(W, b, dW, db, activation))
         #: class labels when the network was trained as a classifier (``predict`` then returns labels)
         self.classes: np.ndarray | None = None
         #: JSON data saved with the model (the command line keeps its preprocessing here)
@@ -161,16 +168,11 @@ class Network:
             xp = array_namespace(new_theta)
             new_grad = xp.zeros_like(new_theta)
         self.theta, self.grad = new_theta, new_grad
-        offset = 0
-        for layer in self.layers:
-            n_in, n_out = layer.n_in, layer.n_out
-            w_end = offset + n_in * n_out
-            b_end = w_end + n_out
-            layer.W, layer.b = xp.reshape(new_theta[offset:w_end], (n_in, n_out)), new_theta[w_end:b_end]
-            layer.dW, layer.db = xp.reshape(new_grad[offset:w_end], (n_in, n_out)), new_grad[w_end:b_end]
+        views = zip(self.layers, layer_views(self.layer_sizes, new_theta), layer_views(self.layer_sizes, new_grad))
+        for layer, (W, b), (dW, db) in views:
+            layer.W, layer.b, layer.dW, layer.db = W, b, dW, db
             layer.inputs = layer.net = layer.out = None
             layer._buffers = {}
-            offset = b_end
         return self
 
     # ------------------------------------------------------------- the maths
@@ -248,10 +250,8 @@ class Network:
             layer = self.layers[i]
             if self._record:
                 layer.delta = _copy(delta)
-            if fused is None:
-                dE_dout_below = layer.backward(delta, input_grad=i > 0)
-            else:
-                dE_dout_below = layer.backward(delta, input_grad=i > 0, into=fused.gradient_target(i))
+            into = None if fused is None else fused.gradient_target(i)
+            dE_dout_below = layer.backward(delta, input_grad=i > 0, into=into)
             if i > 0:
                 below = self.layers[i - 1]
                 if self._record:

@@ -312,8 +312,9 @@ class Trainer:
             and _kernels_support(net, optimizer)
         )
         self.n_batches = max(1, math.ceil(n / batch_size))
-        # SGD made inside the backward pass, layer by layer (deltaprop.fused): None chooses it for networks large
-        # enough that the update's passes over memory matter (bench/RESULTS.md), True whenever it applies
+        # SGD's momentum made inside the backward pass's products, then one update pass (deltaprop.fused): None
+        # chooses it for networks large enough that the update's passes over memory matter (bench/RESULTS.md), True
+        # whenever it applies
         self.fused: FusedSGD | None = None
         if fused_update is not False and not self._foreign and not self._compiled_epoch:
             if clip_norm is None and grad_reduce is None and (fused_update or net.n_params >= FUSED_MIN_PARAMS):
@@ -416,7 +417,7 @@ class Trainer:
                     weight = _total(wb)
                 if L is not None:
                     self._epoch_correct += _count_equal(net._class_index(out), L[lo:hi])
-                if self.fused is not None:  # backward pass and update, layer by layer
+                if self.fused is not None:  # backward pass, each layer's gradient into the momentum buffer
                     self.fused.begin(state)
                     net._backward(Tb, sample_weight=wb, fused=self.fused)
                 else:
