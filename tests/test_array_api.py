@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from array_helpers import is_of, namespace, to_np
 
 from deltaprop import MLP, Network
 from deltaprop.activations import ACTIVATIONS, get_activation
@@ -36,26 +37,8 @@ def case(backend: str, name: str) -> Any:
     return pytest.param(backend, name, marks=marks, id=f"{backend}-{name}")
 
 
-def namespace(backend: str) -> Any:
-    if backend == "torch":
-        torch = pytest.importorskip("torch")
-        return torch
-    return pytest.importorskip("array_api_strict", reason="array-api-strict is a test dependency")
-
-
 def to_xp(xp: Any, a: Any) -> Any:
     return xp.asarray(np.array(a, copy=True))
-
-
-def to_np(a: Any) -> np.ndarray:
-    if type(a).__module__.startswith("torch"):
-        return a.detach().cpu().numpy()
-    return np.asarray(a)
-
-
-def is_of(xp: Any, a: Any) -> bool:
-    """True when ``a`` is an array of the namespace ``xp`` (not NumPy)."""
-    return not isinstance(a, np.ndarray) and type(a).__module__.split(".")[0] == xp.__name__.split(".")[0]
 
 
 def port(net: Network, xp: Any) -> Network:

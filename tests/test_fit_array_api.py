@@ -9,28 +9,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from array_helpers import is_of, namespace, to_np
 
 from deltaprop.optim import OPTIMIZERS, clip_grad_norm, get_optimizer
 
 pytest.importorskip("array_api_compat", reason="non-NumPy arrays go through array-api-compat (extra [gpu])")
 
 BACKENDS = ["torch", "strict"]
-
-
-def namespace(backend: str) -> Any:
-    if backend == "torch":
-        return pytest.importorskip("torch")
-    return pytest.importorskip("array_api_strict", reason="array-api-strict is a test dependency")
-
-
-def to_np(a: Any) -> np.ndarray:
-    if type(a).__module__.startswith("torch"):
-        return a.detach().cpu().numpy()
-    return np.asarray(a)
-
-
-def is_of(xp: Any, a: Any) -> bool:
-    return not isinstance(a, np.ndarray) and type(a).__module__.split(".")[0] == xp.__name__.split(".")[0]
 
 
 OPTIMIZER_CASES = [

@@ -202,6 +202,19 @@ def _shuffled(rng: np.random.Generator, X: np.ndarray, y: np.ndarray) -> tuple[n
     return X[order], y[order]
 
 
+def _two_classes_with_noise(
+    X: np.ndarray, n_first: int, seed: int | None, shuffle: bool, noise: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Label the first ``n_first`` rows 0 and the rest 1, shuffle (unless told not to), then add Gaussian noise."""
+    y = np.hstack([np.zeros(n_first, dtype=np.int64), np.ones(len(X) - n_first, dtype=np.int64)])
+    rng = np.random.default_rng(seed)
+    if shuffle:
+        X, y = _shuffled(rng, X, y)
+    if noise > 0:
+        X = X + rng.normal(scale=noise, size=X.shape)
+    return X, y
+
+
 # --------------------------------------------------------------------------------------------------------------
 # the classic back-propagation problems
 
@@ -426,12 +439,7 @@ def moons(n_samples: int = 200, noise: float = 0.1, seed: int | None = None, *, 
             np.append(np.sin(t_out), 1.0 - np.sin(t_in) - 0.5),
         ]
     ).T
-    y = np.hstack([np.zeros(n_out, dtype=np.int64), np.ones(n_in, dtype=np.int64)])
-    rng = np.random.default_rng(seed)
-    if shuffle:
-        X, y = _shuffled(rng, X, y)
-    if noise > 0:
-        X = X + rng.normal(scale=noise, size=X.shape)
+    X, y = _two_classes_with_noise(X, n_out, seed, shuffle, noise)
     return Dataset(
         name="moons",
         X=X,
@@ -475,12 +483,7 @@ def circles(
             np.append(np.sin(t_out), np.sin(t_in) * factor),
         ]
     ).T
-    y = np.hstack([np.zeros(n_out, dtype=np.int64), np.ones(n_in, dtype=np.int64)])
-    rng = np.random.default_rng(seed)
-    if shuffle:
-        X, y = _shuffled(rng, X, y)
-    if noise > 0:
-        X = X + rng.normal(scale=noise, size=X.shape)
+    X, y = _two_classes_with_noise(X, n_out, seed, shuffle, noise)
     return Dataset(
         name="circles",
         X=X,
@@ -721,13 +724,6 @@ def _csv_bytes(ds: Dataset) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def _atomic_write(dest: Path, write: Callable[[IO[bytes]], None], overwrite: bool) -> None:
-    """Write through a temporary file in dest's folder, then move it into place in one step."""
-    from .safefile import atomic_write
-
-    atomic_write(dest, write, overwrite=overwrite)
-
-
 def export(name: str | Dataset, path: str | os.PathLike[str], *, overwrite: bool = False, **kwargs: Any) -> Path:
     """Write a dataset to a ``.csv`` or ``.npz`` file and return the path written.
 
@@ -763,5 +759,7 @@ def export(name: str | Dataset, path: str | os.PathLike[str], *, overwrite: bool
         else:
             np.savez_compressed(fh, X=ds.X, y=ds.y)
 
-    _atomic_write(dest, write, overwrite)
+    from .safefile import atomic_write
+
+    atomic_write(dest, write, overwrite=overwrite)  # a reader never sees half a file
     return dest

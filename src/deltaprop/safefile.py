@@ -149,7 +149,7 @@ def write(path: str | os.PathLike[str], tensors: Mapping[str, np.ndarray], metad
             if arr.nbytes:
                 fh.write(arr.reshape(-1).view(np.uint8).data)
 
-    _atomic_write(path, emit)
+    atomic_write(path, emit)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -159,7 +159,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     def emit(fh: IO[bytes]) -> None:
         fh.write(view)
 
-    _atomic_write(path, emit)
+    atomic_write(path, emit)
 
 
 def atomic_write(
@@ -179,19 +179,6 @@ def atomic_write(
         target = os.fsdecode(target)
     if not overwrite and os.path.lexists(target) and not os.path.isdir(target):
         raise FileExistsError(f"{target} already exists; {exists_hint}")
-    _atomic_write(path, emit, overwrite=overwrite, exists_hint=exists_hint)
-
-
-def _atomic_write(
-    path: str | os.PathLike[str],
-    emit: Callable[[IO[bytes]], Any],
-    *,
-    overwrite: bool = True,
-    exists_hint: str = "pass overwrite=True to replace it",
-) -> None:
-    target = os.fspath(path)
-    if isinstance(target, bytes):
-        target = os.fsdecode(target)
     folder, name = os.path.split(os.path.abspath(target))
     if not name or os.path.isdir(target):
         raise IsADirectoryError(f"cannot save to {target}: it is a folder; give a file name")

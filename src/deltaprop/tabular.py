@@ -231,14 +231,19 @@ def _read_arrow(p: Path, fmt: str) -> Table:
         raise DataFileError(f"cannot read {p} as {fmt.upper()}: {_first_line(exc)}") from None
     names = [str(n) for n in tbl.column_names]
     _check_unique(names, p)
+    return _table_from_arrow(pa, names, tbl.columns, str(p), fmt)
+
+
+def _table_from_arrow(pa: Any, names: list[str], arrow_columns: Any, path: str, fmt: str) -> Table:
+    """A Table of the named Arrow columns (NumPy arrays; columns of unsupported types noted, not dropped)."""
     columns: dict[str, np.ndarray] = {}
     unsupported: dict[str, str] = {}
-    for name, col in zip(names, tbl.columns):
+    for name, col in zip(names, arrow_columns):
         arr, problem = _from_arrow(pa, col)
         columns[name] = arr
         if problem:
             unsupported[name] = problem
-    return Table(columns, str(p), fmt, unsupported)
+    return Table(columns, path, fmt, unsupported)
 
 
 def _from_arrow(pa: Any, col: Any) -> tuple[np.ndarray, str | None]:
@@ -900,14 +905,7 @@ def iter_chunks(path: str | os.PathLike[str], *, rows: int = STREAM_CHUNK_ROWS) 
         for batch in batches:
             if batch.num_rows == 0:
                 continue
-            columns: dict[str, np.ndarray] = {}
-            unsupported: dict[str, str] = {}
-            for name, col in zip(names, batch.columns):
-                arr, problem = _from_arrow(pa, col)
-                columns[name] = arr
-                if problem:
-                    unsupported[name] = problem
-            yield Table(columns, str(p), fmt, unsupported)
+            yield _table_from_arrow(pa, names, batch.columns, str(p), fmt)
     except DataFileError:
         raise
     except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as exc:
@@ -1407,12 +1405,6 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Any], Any], *, o
     A reader never sees half a file; an existing file is replaced only with ``overwrite`` (FileExistsError
     otherwise, even if it appears while writing). The command line's wording of :func:`safefile.atomic_write`.
     """
-    from .safefile import atomic_write as _atomic_write
+    from . import safefile
 
-    dest = Path(path)
-    if dest.is_dir():
-        raise IsADirectoryError(f"{dest} is a folder; give a file name")
-    folder = dest.parent if str(dest.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"cannot write {dest}: the folder {folder} does not exist")
-    _atomic_write(dest, write, overwrite=overwrite, exists_hint="pass --force to replace it")
+    safefile.atomic_write(path, write, overwrite=overwrite, exists_hint="pass --force to replace it")
