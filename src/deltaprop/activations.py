@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from . import native
 from .backend import xp_of
 
 __all__ = [
@@ -148,7 +149,7 @@ class ReLU(Activation):
         return xp_of(net).maximum(net, 0.0)
 
     def forward_into(self, net: Array, out: Array) -> Array:
-        return np.maximum(net, 0.0, out=out)
+        return native.relu(net, out)  # max(net, 0), one compiled pass where deltaprop._ckernels was built
 
     def derivative(self, net: Array, out: Array) -> Array:
         xp = xp_of(out)
@@ -156,7 +157,7 @@ class ReLU(Activation):
 
     def backward(self, dE_dout: Array, net: Array, out: Array) -> Array:
         if isinstance(dE_dout, np.ndarray):
-            dE_dout *= out > 0  # δ = ∂E/∂out where the unit is active, 0 elsewhere
+            native.relu_backward(dE_dout, out)  # δ = ∂E/∂out where the unit is active (out > 0), 0 elsewhere
         else:  # the array API multiplies numbers only, not booleans
             dE_dout *= xp_of(out).astype(out > 0, dE_dout.dtype)
         return dE_dout
@@ -250,13 +251,9 @@ class Softmax(Activation):
     kept: tuple[Array, Array, Array] | None = None
 
     def forward_into(self, net: Array, out: Array) -> Array:
-        m = np.maximum.reduce(net, axis=-1, keepdims=True)  # shifting net changes no o, and avoids overflow
-        np.subtract(net, m, out=out)
-        np.exp(out, out=out)
-        s = np.add.reduce(out, axis=-1, keepdims=True)
-        out /= s  # o = e^(net − m) / s
+        # o = e^(net − m) / s with m the row max (shifting net changes no o, and avoids overflow), s = Σ e^(net − m);
         # ln Σ_j e^(net_j) = m + ln s per row: the cross-entropy of this batch needs it (Network._batch_loss)
-        self.kept = (out, m, s)
+        self.kept = native.softmax(net, out)
         return out
 
     def forward(self, net: Array) -> Array:
