@@ -97,3 +97,20 @@ def test_l_budget_times_every_part_of_a_step(capsys):
         assert f"  {part} " in out
     bound = float(out.rsplit("at most ", 1)[1].split("%")[0])
     assert 0.0 < bound < 100.0
+
+
+def test_l_ablation_times_each_part_inside_the_step(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "l_ablation.py"
+    spec = importlib.util.spec_from_file_location("l_ablation", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--rounds", "1", "--steps", "2"]) == 0
+    out = capsys.readouterr().out
+    for name in ("products only", "+gather", "+update", "+relu", "+bias", "+softmax", "+beta", "whole step"):
+        assert f"  {name} " in out
+    share = float(out.rsplit("alone are ", 1)[1].split("%")[0])
+    assert 0.0 < share < 1000.0  # a ratio of two measured times (noise can put it above 100 % in a 2-step run)
