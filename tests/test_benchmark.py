@@ -82,15 +82,21 @@ def test_unknown_workload_is_an_error(capsys):
     assert "unknown workload" in capsys.readouterr().err
 
 
-def test_l_budget_times_every_part_of_a_step(capsys):
+def _bench_script(name):
+    """The module bench/NAME.py (bench/ is not a package)."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "bench" / "l_budget.py"
-    spec = importlib.util.spec_from_file_location("l_budget", path)
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_l_budget_times_every_part_of_a_step(capsys):
+    module = _bench_script("l_budget")
     assert module.main(["--steps", "2"]) == 0
     out = capsys.readouterr().out
     for part in ("gemm", "update", "gather", "relu", "softmax_ce"):
@@ -100,14 +106,7 @@ def test_l_budget_times_every_part_of_a_step(capsys):
 
 
 def test_l_ablation_times_each_part_inside_the_step(capsys):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "bench" / "l_ablation.py"
-    spec = importlib.util.spec_from_file_location("l_ablation", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _bench_script("l_ablation")
     assert module.main(["--rounds", "1", "--steps", "2"]) == 0
     out = capsys.readouterr().out
     for name in ("products only", "+gather", "+update", "+relu", "+bias", "+softmax", "+beta", "whole step"):

@@ -169,16 +169,7 @@ class Optimizer:
             return self._init_xp(theta)
         if theta.dtype.kind != "f":
             raise ValueError(f"theta must be a floating-point NumPy array, got {type(theta).__name__}")
-        mask = self.weight_decay_mask
-        if mask is not None and mask.shape != theta.shape:
-            raise ValueError(
-                f"weight_decay_mask has shape {mask.shape} but theta has shape {theta.shape}: the mask needs one "
-                "entry per parameter"
-            )
-        state: dict[str, Any] = {"step": 0}
-        for key in self._buffers():
-            state[key] = np.zeros_like(theta)
-        return state
+        return self._fresh_state(theta, np)
 
     def step(self, theta: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> None:
         """One update of ``theta`` (in place) from ``grad`` (left unchanged); advances ``state``."""
@@ -210,6 +201,10 @@ class Optimizer:
         xp = xp_of(theta)
         if not xp.isdtype(theta.dtype, "real floating"):
             raise ValueError(f"theta must be a floating-point array, got one of dtype {theta.dtype}")
+        return self._fresh_state(theta, xp)
+
+    def _fresh_state(self, theta: Any, xp: Any) -> dict[str, Any]:
+        """Step 0 and a zero buffer of theta's shape for each of the optimiser's buffers, after checking the mask."""
         mask = self.weight_decay_mask
         if mask is not None and tuple(mask.shape) != tuple(theta.shape):
             raise ValueError(
