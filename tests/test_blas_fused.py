@@ -17,9 +17,16 @@ DTYPES = [np.float32, np.float64]
 TOL = {np.float32: {"rtol": 2e-5, "atol": 2e-5}, np.float64: {"rtol": 1e-12, "atol": 1e-12}}
 
 
-@pytest.fixture(params=["blas", "numpy"])
+@pytest.fixture(params=["direct", "ctypes", "numpy"])
 def engine(request, monkeypatch):
-    """Run a test with the BLAS library and again with NumPy computing instead (as where no library is found)."""
+    """Run a test with the BLAS library called from the C extension, through ctypes (as where the extension was
+    not built), and with NumPy computing instead (as where no library is found)."""
+    routines = blas._get()
+    if request.param == "direct" and (routines is None or routines.direct is None):
+        pytest.skip("deltaprop._ckernels was not built: BLAS is called through ctypes")
+    if request.param == "ctypes":
+        assert routines is not None
+        monkeypatch.setattr(blas, "_routines", routines._replace(direct=None))
     if request.param == "numpy":
         monkeypatch.setattr(blas, "_routines", None)
         monkeypatch.setattr(blas, "_loaded", True)
@@ -65,7 +72,7 @@ def test_gemm_with_beta_zero_ignores_nan_in_C(engine, dtype):
     assert np.all(C == 1.0)
 
 
-def test_gemm_falls_back_for_layouts_blas_cannot_take():
+def test_gemm_falls_back_for_layouts_blas_cannot_take(engine):
     rng = np.random.default_rng(1)
     big = rng.standard_normal((8, 10))
     A = big[::2, ::2]  # strided both ways: neither row-major nor a transpose
@@ -76,6 +83,49 @@ def test_gemm_falls_back_for_layouts_blas_cannot_take():
     C32 = np.zeros((4, 3), np.float32)
     blas.gemm(A, B, C32)  # mixed dtypes: NumPy computes
     np.testing.assert_allclose(C32, A @ B, rtol=1e-6)
+
+
+def test_the_c_extension_declines_what_blas_cannot_take():
+    # deltaprop._ckernels.gemm/axpy answer False (nothing done) for arrays BLAS cannot take; blas then uses NumPy
+    routines = blas._get()
+    if routines is None or routines.direct is None:
+        pytest.skip("deltaprop._ckernels was not built")
+    c = routines.direct
+    A, B, C = np.ones((2, 3)), np.ones((3, 4)), np.full((2, 4), 7.0)
+    assert c.gemm(A, B, C, 1.0, 0.0) is True and np.all(C == 3.0)
+    for args in [
+        (A.astype(np.float32), B, C),  # mixed dtypes
+        (A.astype(np.int64), B.astype(np.int64), C.astype(np.int64)),  # not float
+        (np.ones((4, 6))[::2, ::2], B, C),  # strided both ways
+        (A, B, np.ones((2, 8))[:, ::2]),  # C not row-major
+        (A, B, np.ones((4, 2)).T),  # C a transpose
+        (np.ones((2, 0)), np.ones((0, 4)), C),  # empty product: NumPy's job
+        ([[1.0]], [[1.0]], [[1.0]]),  # not arrays
+    ]:
+        before = np.array(args[2], copy=True)
+        assert c.gemm(*args, 1.0, 0.0) is False
+        np.testing.assert_array_equal(np.asarray(args[2]), before)  # untouched
+    read_only = np.zeros((2, 4))
+    read_only.flags.writeable = False
+    assert c.gemm(A, B, read_only, 1.0, 0.0) is False
+    with pytest.raises(ValueError, match="shapes of A, B and C"):
+        c.gemm(A, np.ones((4, 4)), np.ones((2, 4)), 1.0, 0.0)
+    with pytest.raises(TypeError, match="gemm takes A, B, C, alpha, beta"):
+        c.gemm(A, B, C)
+    with pytest.raises(TypeError):
+        c.gemm(A, B, C, "one", 0.0)
+    x, y = np.ones(5), np.zeros(5)
+    assert c.axpy(2.0, x, y) is True and np.all(y == 2.0)
+    assert c.axpy(2.0, x, np.zeros(10)[::2]) is False  # strided y
+    assert c.axpy(2.0, x.astype(np.float32), y) is False  # mixed dtypes
+    assert c.axpy(2.0, x, np.zeros(6)) is False  # lengths differ
+    assert c.axpy(2.0, np.ones((1, 5)), y) is False  # 2-D
+    with pytest.raises(TypeError, match="axpy takes a, x, y"):
+        c.axpy(x, y)
+    with pytest.raises(TypeError, match="set_blas takes 4 addresses"):
+        c.set_blas(0)
+    with pytest.raises(ValueError, match="address is 0"):
+        c.set_blas(0, 0, 0, 0)
 
 
 def test_gemm_refuses_shapes_that_do_not_match():

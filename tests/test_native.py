@@ -150,6 +150,50 @@ def test_kernels_refuse_bad_arrays_with_clear_errors():
         _ckernels.cross_entropy_sum(a, np.zeros(2, np.float32), np.zeros(2, np.float32), np.zeros(5, np.float32))
     with pytest.raises(TypeError, match="takes 2 arrays"):
         _ckernels.relu(a)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _ckernels.first_nonfinite(np.zeros(4, np.int64))
+    with pytest.raises(TypeError, match="takes 1 array"):
+        _ckernels.first_nonfinite(a, a)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [1, 4095, 4096, 4097, 10_000, (1 << 22) + 3])  # blocks' edges; two threads
+def test_first_nonfinite_finds_the_first_nan_or_inf(dtype, size, numpy_only):
+    rng = np.random.default_rng(size)
+    a = rng.standard_normal(size).astype(dtype)
+    info = np.finfo(dtype)
+    a[:: max(1, size // 7)] = info.max  # huge finite numbers: their sum overflows, yet none is bad
+    a[1 % size] = -info.max
+    a[size // 2] = info.tiny / 2  # subnormal: finite
+    for impl in (native.first_nonfinite, lambda x: numpy_only(native.first_nonfinite, x)):
+        assert impl(a) == -1
+        assert impl(a.reshape(1, -1)) == -1  # any shape: the index is into the flattened (C-order) array
+    positions = sorted({0, size // 2, size - 1, min(size - 1, 4096), min(size - 1, (1 << 21) + 5)})
+    for pos in positions:
+        for bad in (np.nan, np.inf, -np.inf):
+            b = a.copy()
+            b[pos] = bad
+            if pos + 1 < size:
+                b[-1] = np.nan  # a later one: the first is reported
+            assert native.first_nonfinite(b) == pos
+            assert numpy_only(native.first_nonfinite, b) == pos
+
+
+def test_first_nonfinite_in_the_upper_half_only():
+    a = np.zeros((1 << 22) + 10, np.float32)
+    a[-1] = np.inf
+    assert native.first_nonfinite(a) == a.size - 1  # the second thread's half, reported as an index into a
+    assert native.first_nonfinite(a[::2]) == -1  # a strided view (copied, or NumPy): the last is not in it
+
+
+def test_bad_input_is_reported_by_row_and_column():
+    X = np.random.default_rng(0).standard_normal((50, 4)).astype(np.float32)
+    X[31, 2] = -np.inf
+    X[40, 0] = np.nan
+    with pytest.raises(ValueError, match=r"X contains NaN or infinite values \(the first at row 31, column 2: -inf\)"):
+        MLP([4, 3, 1], dtype="float32").fit(X, np.zeros(50), verbose=0)
+    with pytest.raises(ValueError, match=r"row 31, column 2"):
+        MLP([4, 3, 1]).predict(X)  # float64 network: X cast, then checked
 
 
 @needs_c

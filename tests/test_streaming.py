@@ -79,5 +79,19 @@ def test_memory_mapped_nan_is_found(tmp_path):
     X = np.zeros((10, 3), dtype=np.float32)
     X[7, 1] = np.nan
     np.save(tmp_path / "X.npy", X)
-    with pytest.raises(ValueError, match="NaN or infinite values"):
+    with pytest.raises(ValueError, match=r"NaN or infinite values \(the first at row 7, column 1: nan\)"):
         MLP([3, 1]).fit(np.load(tmp_path / "X.npy", mmap_mode="r"), np.zeros(10), verbose=0)
+
+
+def test_memory_mapped_nan_is_found_past_the_first_chunk(tmp_path):
+    # checked 16 MB at a time: a bad number in a later chunk is reported by its row in the whole file
+    X = np.zeros((1100, 4096), dtype=np.float32)  # 1,024 rows per chunk
+    X[1030, 5] = -np.inf
+    X[1090, 0] = np.nan
+    np.save(tmp_path / "X.npy", X)
+    with pytest.raises(ValueError, match=r"the first at row 1030, column 5: -inf"):
+        MLP([4096, 1]).fit(np.load(tmp_path / "X.npy", mmap_mode="r"), np.zeros(1100), verbose=0)
+    ints = np.lib.format.open_memmap(tmp_path / "i.npy", mode="w+", dtype=np.int16, shape=(20, 3))
+    ints[:] = 1
+    ints.flush()
+    MLP([3, 1]).fit(np.load(tmp_path / "i.npy", mmap_mode="r"), np.zeros(20), epochs=1, verbose=0)  # ints: finite

@@ -1,4 +1,5 @@
-/* The elementwise work of a training step, compiled: ReLU forward and backward, softmax, cross-entropy.
+/* The elementwise work of a training step, compiled: ReLU forward and backward, softmax, cross-entropy; and the
+ * check for NaN or infinite numbers that fit makes over the whole input before training.
  *
  * Each of these is a single pass over a small array (a 128 x 512 batch of a hidden layer is 256 KB), where a
  * NumPy expression costs one call and often a temporary per operator. deltaprop.native calls these functions
@@ -11,9 +12,25 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 typedef enum { F32, F64 } kind_t;
+
+/* 1 and the kind when a buffer holds float32 or float64 numbers (native byte order), else 0 */
+static int float_kind(const Py_buffer *view, kind_t *kind) {
+    const char *f = view->format ? view->format : "B";
+    if (f[0] == '<' || f[0] == '=' || f[0] == '@') f++;
+    if (f[0] == 'f' && f[1] == '\0' && view->itemsize == 4) {
+        *kind = F32;
+        return 1;
+    }
+    if (f[0] == 'd' && f[1] == '\0' && view->itemsize == 8) {
+        *kind = F64;
+        return 1;
+    }
+    return 0;
+}
 
 /* A C-contiguous float32/float64 buffer of `obj`; writable if asked. Returns 0 and sets an exception on failure. */
 static int get_buffer(PyObject *obj, Py_buffer *view, int writable, kind_t *kind, const char *name) {
@@ -23,13 +40,7 @@ static int get_buffer(PyObject *obj, Py_buffer *view, int writable, kind_t *kind
                      writable ? ", writable" : "");
         return 0;
     }
-    const char *f = view->format ? view->format : "B";
-    if (f[0] == '<' || f[0] == '=' || f[0] == '@') f++;
-    if (f[0] == 'f' && f[1] == '\0' && view->itemsize == 4) {
-        *kind = F32;
-    } else if (f[0] == 'd' && f[1] == '\0' && view->itemsize == 8) {
-        *kind = F64;
-    } else {
+    if (!float_kind(view, kind)) {
         PyBuffer_Release(view);
         PyErr_Format(PyExc_TypeError, "%s must hold float32 or float64 numbers", name);
         return 0;
@@ -204,6 +215,181 @@ fail:
     return NULL;
 }
 
+/* first_nonfinite(a) -> int: the flat (C-order) index of the first NaN or ±inf in a, or -1 when every number is
+ * finite. A number is not finite when its exponent bits are all ones. The test runs on the bits, a block at a time
+ * so that it vectorises (a double's exponent lies in its upper 32 bits, compared as a 32-bit word), and stops at
+ * the first block that holds such a number. The GIL is released: callers may check parts of an array in threads. */
+#define SAME(u) (u)
+#define HIGH32(u) ((uint32_t)((u) >> 32))
+#define FIRST_NONFINITE_LOOP(U, HIGH, EXPONENT)                                              \
+    {                                                                                        \
+        const U *x = (const U *)v.buf;                                                       \
+        for (Py_ssize_t lo = 0; lo < n && found < 0; lo += 4096) {                           \
+            Py_ssize_t hi = n - lo < 4096 ? n : lo + 4096;                                   \
+            int any = 0;                                                                     \
+            for (Py_ssize_t i = lo; i < hi; i++) any |= (HIGH(x[i]) & EXPONENT) == EXPONENT; \
+            if (any)                                                                         \
+                for (Py_ssize_t i = lo; i < hi; i++)                                         \
+                    if ((HIGH(x[i]) & EXPONENT) == EXPONENT) {                               \
+                        found = i;                                                           \
+                        break;                                                               \
+                    }                                                                        \
+        }                                                                                    \
+    }
+
+static PyObject *first_nonfinite(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_buffer v;
+    kind_t kind;
+    Py_ssize_t found = -1;
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError, "first_nonfinite takes 1 array, got %zd", nargs);
+        return NULL;
+    }
+    if (!get_buffer(args[0], &v, 0, &kind, "a")) return NULL;
+    Py_ssize_t n = count(&v);
+    Py_BEGIN_ALLOW_THREADS
+    if (kind == F32) FIRST_NONFINITE_LOOP(uint32_t, SAME, 0x7f800000u)
+    else FIRST_NONFINITE_LOOP(uint64_t, HIGH32, 0x7ff00000u)
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&v);
+    return PyLong_FromSsize_t(found);
+}
+
+/* BLAS calls without ctypes. deltaprop.blas finds cblas_sgemm/dgemm/saxpy/daxpy (64-bit integer interface) in the
+ * OpenBLAS that NumPy loaded and hands their addresses to set_blas once; gemm and axpy below then take the arrays
+ * themselves. Through ctypes each call costs about 8 µs of argument conversion, several times a training step. */
+typedef void (*sgemm_fn)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t, const float *,
+                         int64_t, float, float *, int64_t);
+typedef void (*dgemm_fn)(int, int, int, int64_t, int64_t, int64_t, double, const double *, int64_t,
+                         const double *, int64_t, double, double *, int64_t);
+typedef void (*saxpy_fn)(int64_t, float, const float *, int64_t, float *, int64_t);
+typedef void (*daxpy_fn)(int64_t, double, const double *, int64_t, double *, int64_t);
+static sgemm_fn sgemm_ptr;
+static dgemm_fn dgemm_ptr;
+static saxpy_fn saxpy_ptr;
+static daxpy_fn daxpy_ptr;
+
+enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
+
+static PyObject *set_blas(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    void *p[4];
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "set_blas takes 4 addresses, got %zd", nargs);
+        return NULL;
+    }
+    for (int i = 0; i < 4; i++) {
+        p[i] = PyLong_AsVoidPtr(args[i]);
+        if (p[i] == NULL) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "set_blas: an address is 0");
+            return NULL;
+        }
+    }
+    sgemm_ptr = (sgemm_fn)p[0];
+    dgemm_ptr = (dgemm_fn)p[1];
+    saxpy_ptr = (saxpy_fn)p[2];
+    daxpy_ptr = (daxpy_fn)p[3];
+    Py_RETURN_NONE;
+}
+
+/* A float32/float64 buffer with strides, or 0 (and no exception) when obj is not one: the caller falls back. */
+static int get_strided(PyObject *obj, Py_buffer *view, int writable, kind_t *kind) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_FORMAT | PyBUF_STRIDES | (writable ? PyBUF_WRITABLE : 0)) != 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (!float_kind(view, kind)) {
+        PyBuffer_Release(view);
+        return 0;
+    }
+    return 1;
+}
+
+/* (transpose flag, leading dimension) of a 2-D buffer that is a row-major matrix or the transpose of one */
+static int operand(const Py_buffer *v, int *trans, int64_t *ld) {
+    if (v->ndim != 2) return 0;
+    Py_ssize_t rows = v->shape[0], cols = v->shape[1], s0 = v->strides[0], s1 = v->strides[1], size = v->itemsize;
+    if (s1 == size && s0 >= size * (cols > 1 ? cols : 1) && s0 % size == 0) {
+        *trans = NO_TRANS;
+        *ld = s0 / size;
+        return 1;
+    }
+    if (s0 == size && s1 >= size * (rows > 1 ? rows : 1) && s1 % size == 0) {
+        *trans = TRANS;
+        *ld = s1 / size;
+        return 1;
+    }
+    return 0;
+}
+
+/* gemm(A, B, C, alpha, beta) -> bool: C ← alpha·A·B + beta·C through BLAS. False (nothing done) when the arrays do
+ * not suit BLAS (dtypes, layouts, empty) or set_blas was not called: the caller computes another way. */
+static PyObject *gemm(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_buffer v[3];
+    kind_t k[3];
+    int t[3], got = 0, done = 0;
+    int64_t ld[3];
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "gemm takes A, B, C, alpha, beta; got %zd arguments", nargs);
+        return NULL;
+    }
+    double alpha = PyFloat_AsDouble(args[3]), beta = PyFloat_AsDouble(args[4]);
+    if (PyErr_Occurred()) return NULL;
+    for (; got < 3; got++)
+        if (!get_strided(args[got], &v[got], got == 2, &k[got]) || !operand(&v[got], &t[got], &ld[got])) break;
+    if (got == 3 && k[1] == k[0] && k[2] == k[0] && t[2] == NO_TRANS) {
+        int64_t m = v[0].shape[0], kk = v[0].shape[1], n = v[1].shape[1];
+        if (v[1].shape[0] != kk || v[2].shape[0] != m || v[2].shape[1] != n) {
+            release(v, 3);
+            PyErr_SetString(PyExc_ValueError, "gemm: the shapes of A, B and C do not match");
+            return NULL;
+        }
+        if (m && n && kk && (k[0] == F32 ? sgemm_ptr != NULL : dgemm_ptr != NULL)) {
+            Py_BEGIN_ALLOW_THREADS
+            if (k[0] == F32)
+                sgemm_ptr(ROW_MAJOR, t[0], t[1], m, n, kk, (float)alpha, v[0].buf, ld[0], v[1].buf, ld[1],
+                          (float)beta, v[2].buf, ld[2]);
+            else
+                dgemm_ptr(ROW_MAJOR, t[0], t[1], m, n, kk, alpha, v[0].buf, ld[0], v[1].buf, ld[1], beta,
+                          v[2].buf, ld[2]);
+            Py_END_ALLOW_THREADS
+            done = 1;
+        }
+    }
+    release(v, got < 3 ? got : 3);
+    return PyBool_FromLong(done);
+}
+
+static int contiguous_1d(const Py_buffer *v) { return v->ndim == 1 && v->strides[0] == v->itemsize; }
+
+/* axpy(a, x, y) -> bool: y ← a·x + y through BLAS for 1-D C-contiguous arrays of one dtype and length; False
+ * (nothing done) otherwise. */
+static PyObject *axpy(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_buffer v[2];
+    kind_t k[2];
+    int got = 0, done = 0;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "axpy takes a, x, y; got %zd arguments", nargs);
+        return NULL;
+    }
+    double a = PyFloat_AsDouble(args[0]);
+    if (PyErr_Occurred()) return NULL;
+    for (; got < 2; got++)
+        if (!get_strided(args[1 + got], &v[got], got == 1, &k[got])) break;
+    if (got == 2 && k[1] == k[0] && contiguous_1d(&v[0]) && contiguous_1d(&v[1]) && v[0].shape[0] == v[1].shape[0] &&
+        v[0].shape[0] > 0 && (k[0] == F32 ? saxpy_ptr != NULL : daxpy_ptr != NULL)) {
+        int64_t n = v[0].shape[0];
+        Py_BEGIN_ALLOW_THREADS
+        if (k[0] == F32)
+            saxpy_ptr(n, (float)a, v[0].buf, 1, v[1].buf, 1);
+        else
+            daxpy_ptr(n, a, v[0].buf, 1, v[1].buf, 1);
+        Py_END_ALLOW_THREADS
+        done = 1;
+    }
+    release(v, got);
+    return PyBool_FromLong(done);
+}
+
 static PyMethodDef methods[] = {
     {"relu", (PyCFunction)(void (*)(void))relu, METH_FASTCALL, "relu(net, out): out = max(net, 0)."},
     {"relu_backward", (PyCFunction)(void (*)(void))relu_backward, METH_FASTCALL,
@@ -212,6 +398,14 @@ static PyMethodDef methods[] = {
      "softmax(net, out, m, s): row-wise softmax of net into out; m = row max, s = row sum of exp(net - m)."},
     {"cross_entropy_sum", (PyCFunction)(void (*)(void))cross_entropy_sum, METH_FASTCALL,
      "cross_entropy_sum(net, m, s, t) -> float: sum of t * log-softmax(net), from the softmax's m and s."},
+    {"first_nonfinite", (PyCFunction)(void (*)(void))first_nonfinite, METH_FASTCALL,
+     "first_nonfinite(a) -> int: flat index of the first NaN or infinity in a, or -1."},
+    {"set_blas", (PyCFunction)(void (*)(void))set_blas, METH_FASTCALL,
+     "set_blas(sgemm, dgemm, saxpy, daxpy): addresses of the CBLAS functions (64-bit integers) gemm and axpy call."},
+    {"gemm", (PyCFunction)(void (*)(void))gemm, METH_FASTCALL,
+     "gemm(A, B, C, alpha, beta) -> bool: C = alpha*A@B + beta*C through BLAS; False if the arrays do not suit it."},
+    {"axpy", (PyCFunction)(void (*)(void))axpy, METH_FASTCALL,
+     "axpy(a, x, y) -> bool: y += a*x through BLAS; False if the arrays do not suit it."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,7 +1,8 @@
 """The optional C kernels of the training step (``deltaprop._ckernels``) and when they are used.
 
 A training step of an MLP is mostly matrix products; what is left is elementwise work — ReLU and its derivative,
-softmax, the batch's cross-entropy — done once per layer per batch. NumPy does each operator in its own call,
+softmax, the batch's cross-entropy — done once per layer per batch; and before training, one pass over the whole
+input to find NaN or infinite values (:func:`first_nonfinite`). NumPy does each operator in its own call,
 often with a temporary array (``g *= out > 0`` makes a boolean array, then casts it); the C versions make one pass
 and no temporary. They compute the same numbers (ReLU exactly; softmax and cross-entropy to float rounding, as
 their exponentials and sums are ordered differently).
@@ -21,12 +22,13 @@ float32/float64, arrays that are not C-contiguous, other array libraries), NumPy
 from __future__ import annotations
 
 import os
+import threading
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "relu", "relu_backward", "softmax", "cross_entropy_sum"]
+__all__ = ["available", "relu", "relu_backward", "softmax", "cross_entropy_sum", "first_nonfinite"]
 
 
 def _load() -> ModuleType | None:
@@ -111,3 +113,36 @@ def cross_entropy_sum(net: np.ndarray, m: np.ndarray, s: np.ndarray, t: np.ndarr
     z -= np.log(s)  # log-softmax: ln o = (net − m) − ln s
     z *= t
     return float(np.add.reduce(z, axis=None))
+
+
+_SPLIT = 1 << 22  # numbers (16 MB of float32) from which first_nonfinite checks the two halves in two threads
+
+
+def first_nonfinite(a: np.ndarray) -> int:
+    """The flat (C-order) index of the first NaN or ±inf in a float array, or -1 when every number is finite.
+
+    The C kernel tests the bits without a temporary array and releases the GIL: from 2²² numbers on, with more
+    than one core, the second half is checked in a second thread (the pass is bound by memory bandwidth, which
+    one core does not fill). NumPy computes the same otherwise (a finite sum proves every number finite).
+
+    >>> import numpy as np
+    >>> from deltaprop import native
+    >>> native.first_nonfinite(np.array([[1.0, 2.0], [np.nan, np.inf]]))
+    2
+    """
+    flat = a.reshape(-1)
+    n = flat.shape[0]
+    if _c is not None and _takes(flat):
+        if n < _SPLIT or (os.cpu_count() or 1) < 2:
+            return int(_c.first_nonfinite(flat))
+        half = n // 2
+        upper: list[int] = [-1]
+        thread = threading.Thread(target=lambda: upper.__setitem__(0, int(_c.first_nonfinite(flat[half:]))))
+        thread.start()
+        lower = int(_c.first_nonfinite(flat[:half]))
+        thread.join()
+        return lower if lower >= 0 else (half + upper[0] if upper[0] >= 0 else -1)
+    if np.isfinite(np.add.reduce(flat, axis=None)):
+        return -1
+    bad = np.flatnonzero(~np.isfinite(flat))  # the sum may overflow with finite numbers: look at each
+    return int(bad[0]) if bad.size else -1

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import native
 from .activations import Activation, get_activation
 from .backend import dtype_in, is_numpy, xp_of
 from .initializers import initialize
@@ -537,9 +538,13 @@ def check_inputs(X: Any, n_inputs: int, dtype: Any, *, name: str = "X") -> tuple
             f"(layer_sizes[0]={n_inputs})"
         )
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    # a finite sum proves every value finite without a temporary the size of X; otherwise look closer
-    if not np.isfinite(arr.sum()) and not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first")
+    bad = native.first_nonfinite(arr)  # one pass over X, no temporary
+    if bad >= 0:
+        row, col = divmod(bad, arr.shape[1])
+        raise ValueError(
+            f"{name} contains NaN or infinite values (the first at row {row}, column {col}: {arr[row, col]}); "
+            "remove or impute them first"
+        )
     return arr, single
 
 
@@ -552,9 +557,17 @@ def _check_memmap(X: np.memmap, n_inputs: int, name: str) -> np.memmap:
     if not np.issubdtype(X.dtype, np.floating) and not np.issubdtype(X.dtype, np.integer):
         raise TypeError(f"{name} must be numeric, got a memory-mapped array of dtype {X.dtype}")
     rows = max(1, (16 << 20) // max(1, X.shape[1] * X.dtype.itemsize))  # about 16 MB at a time
+    if not np.issubdtype(X.dtype, np.floating):
+        return X  # integers are finite
     for lo in range(0, X.shape[0], rows):
-        if not np.isfinite(X[lo : lo + rows]).all():
-            raise ValueError(f"{name} contains NaN or infinite values (rows from {lo}); remove or impute them first")
+        chunk = np.asarray(X[lo : lo + rows])
+        bad = native.first_nonfinite(chunk) if chunk.flags.c_contiguous else int(np.argmin(np.isfinite(chunk)))
+        if bad >= 0 and not np.isfinite(chunk.reshape(-1)[bad]):
+            row, col = divmod(bad, X.shape[1])
+            raise ValueError(
+                f"{name} contains NaN or infinite values (the first at row {lo + row}, column {col}: "
+                f"{chunk[row, col]}); remove or impute them first"
+            )
     return X
 
 
