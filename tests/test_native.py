@@ -183,7 +183,15 @@ def test_first_nonfinite_in_the_upper_half_only():
     a = np.zeros((1 << 22) + 10, np.float32)
     a[-1] = np.inf
     assert native.first_nonfinite(a) == a.size - 1  # the second thread's half, reported as an index into a
-    assert native.first_nonfinite(a[::2]) == -1  # a strided view (copied, or NumPy): the last is not in it
+    assert native.first_nonfinite(a[::2]) == -1  # a strided view (NumPy looks): the last is not in it
+    f = np.zeros((5, 4), order="F")
+    f[3, 1] = np.nan
+    assert native.first_nonfinite(f) == 3 * 4 + 1  # Fortran order: still the C-order index
+    h = np.zeros((3, 3), np.float16)
+    h[0, :2] = 60000.0  # their float16 sum overflows
+    assert native.first_nonfinite(h) == -1
+    h[2, 2] = np.inf
+    assert native.first_nonfinite(h) == 8
 
 
 def test_bad_input_is_reported_by_row_and_column():

@@ -130,9 +130,9 @@ def first_nonfinite(a: np.ndarray) -> int:
     >>> native.first_nonfinite(np.array([[1.0, 2.0], [np.nan, np.inf]]))
     2
     """
-    flat = a.reshape(-1)
-    n = flat.shape[0]
-    if _c is not None and _takes(flat):
+    if _c is not None and _takes(a):
+        flat = a.reshape(-1)  # a view: a is C-contiguous
+        n = flat.shape[0]
         if n < _SPLIT or (os.cpu_count() or 1) < 2:
             return int(_c.first_nonfinite(flat))
         half = n // 2
@@ -142,7 +142,7 @@ def first_nonfinite(a: np.ndarray) -> int:
         lower = int(_c.first_nonfinite(flat[:half]))
         thread.join()
         return lower if lower >= 0 else (half + upper[0] if upper[0] >= 0 else -1)
-    if np.isfinite(np.add.reduce(flat, axis=None)):
+    if np.isfinite(np.add.reduce(a, axis=None)):
         return -1
-    bad = np.flatnonzero(~np.isfinite(flat))  # the sum may overflow with finite numbers: look at each
+    bad = np.flatnonzero(~np.isfinite(a))  # the sum may overflow with finite numbers: look at each
     return int(bad[0]) if bad.size else -1

@@ -561,8 +561,8 @@ def _check_memmap(X: np.memmap, n_inputs: int, name: str) -> np.memmap:
         return X  # integers are finite
     for lo in range(0, X.shape[0], rows):
         chunk = np.asarray(X[lo : lo + rows])
-        bad = native.first_nonfinite(chunk) if chunk.flags.c_contiguous else int(np.argmin(np.isfinite(chunk)))
-        if bad >= 0 and not np.isfinite(chunk.reshape(-1)[bad]):
+        bad = native.first_nonfinite(chunk)
+        if bad >= 0:
             row, col = divmod(bad, X.shape[1])
             raise ValueError(
                 f"{name} contains NaN or infinite values (the first at row {lo + row}, column {col}: "
