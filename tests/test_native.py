@@ -154,6 +154,53 @@ def test_kernels_refuse_bad_arrays_with_clear_errors():
         _ckernels.first_nonfinite(np.zeros(4, np.int64))
     with pytest.raises(TypeError, match="takes 1 array"):
         _ckernels.first_nonfinite(a, a)
+    with pytest.raises(TypeError, match="adam takes theta, g, m, v"):
+        _ckernels.adam(a, a, a, a)
+    with pytest.raises(ValueError, match="dtype and size"):
+        _ckernels.adam(a, a, a, np.zeros(5, np.float32), 0.9, 0.999, 1e-8, 0.1)
+    with pytest.raises(TypeError):
+        _ckernels.adam(a, a, a, a, "beta", 0.999, 1e-8, 0.1)
+
+
+@needs_c
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weight_decay,decoupled", [(0.0, False), (0.01, False), (0.01, True)])
+def test_adam_update_equals_numpy_bit_for_bit(dtype, weight_decay, decoupled, numpy_only):
+    rng = np.random.default_rng(5)
+    theta0 = rng.standard_normal(1001).astype(dtype)
+    grads = [rng.standard_normal(1001).astype(dtype) * 10.0 ** rng.integers(-6, 2) for _ in range(30)]
+    grads[3][::7] = 0.0  # zero gradients: m and v only decay there
+
+    def train():
+        opt = (optim.AdamW if decoupled else optim.Adam)(lr=1e-2, weight_decay=weight_decay)
+        theta = theta0.copy()
+        state = opt.init(theta)
+        for g in grads:
+            opt.step(theta, g, state)
+        return theta, state["m"], state["v"]
+
+    for c_result, np_result in zip(train(), numpy_only(train)):
+        np.testing.assert_array_equal(c_result, np_result)  # the same operations in the same order and rounding
+
+
+def test_adam_falls_back_where_the_kernel_does_not_apply():
+    theta = np.ones(6, np.float32)
+    g = np.full(6, 0.5, np.float32)
+    m, v = np.zeros(6, np.float32), np.zeros(6, np.float32)
+    assert native.adam(theta[::2], g[::2], m[::2], v[::2], 0.9, 0.999, 1e-8, 0.1) is False  # strided
+    assert native.adam(theta, g.astype(np.float64), m, v, 0.9, 0.999, 1e-8, 0.1) is False  # mixed dtypes
+    assert native.adam(theta, g[:3], m, v, 0.9, 0.999, 1e-8, 0.1) is False  # shapes differ
+    np.testing.assert_array_equal(theta, 1.0)  # nothing done
+    if native.available():
+        assert native.adam(theta, g, m, v, 0.9, 0.999, 1e-8, 0.1) is True
+        np.testing.assert_allclose(m, 0.05, rtol=1e-6)
+        np.testing.assert_allclose(v, 0.00025, rtol=1e-5)
+        assert np.all(theta < 1.0)
+    opt = optim.Adam(lr=0.1, amsgrad=True)  # amsgrad: NumPy's code (v_max), same result as the rule reads
+    theta = np.array([1.0, -1.0])
+    state = opt.init(theta)
+    opt.step(theta, np.array([3.0, -0.5]), state)
+    np.testing.assert_allclose(theta, [0.9, -0.9], rtol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -1,5 +1,5 @@
-/* The elementwise work of a training step, compiled: ReLU forward and backward, softmax, cross-entropy; and the
- * check for NaN or infinite numbers that fit makes over the whole input before training.
+/* The elementwise work of a training step, compiled: ReLU forward and backward, softmax, cross-entropy, the Adam
+ * update; and the check for NaN or infinite numbers that fit makes over the whole input before training.
  *
  * Each of these is a single pass over a small array (a 128 x 512 batch of a hidden layer is 256 KB), where a
  * NumPy expression costs one call and often a temporary per operator. deltaprop.native calls these functions
@@ -215,6 +215,43 @@ fail:
     return NULL;
 }
 
+/* adam(theta, g, m, v, beta1, beta2, eps_hat, step_size): one Adam update in one pass, in the order and the
+ * rounding of deltaprop.optim.Adam's NumPy code (each constant rounded to the arrays' dtype once):
+ *     m ← m + (1 − β1)(g − m)     v ← β2·v + (1 − β2)·g²     θ ← θ − step_size · m / (√v + eps_hat)
+ * with eps_hat = eps·√(1 − β2^t) and step_size = lr·√(1 − β2^t)/(1 − β1^t) computed by the caller. */
+#define ADAM_LOOP(T, SQRT)                                                                          \
+    {                                                                                               \
+        T *th = (T *)v[0].buf, *mm = (T *)v[2].buf, *vv = (T *)v[3].buf;                            \
+        const T *g = (const T *)v[1].buf;                                                           \
+        const T c1 = (T)(1.0 - beta1), b2 = (T)beta2, c2 = (T)(1.0 - beta2), eh = (T)eps_hat;       \
+        const T ss = (T)step_size;                                                                  \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                        \
+            T gi = g[i];                                                                            \
+            mm[i] = mm[i] + (gi - mm[i]) * c1;                                                      \
+            vv[i] = vv[i] * b2 + (gi * gi) * c2;                                                    \
+            th[i] = th[i] - (mm[i] / (SQRT(vv[i]) + eh)) * ss;                                      \
+        }                                                                                           \
+    }
+
+static PyObject *adam(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    static const int writable[] = {1, 0, 1, 1};
+    static const char *const names[] = {"theta", "g", "m", "v"};
+    Py_buffer v[4];
+    kind_t kind;
+    if (nargs != 8) {
+        PyErr_Format(PyExc_TypeError, "adam takes theta, g, m, v, beta1, beta2, eps_hat, step_size; got %zd", nargs);
+        return NULL;
+    }
+    double beta1 = PyFloat_AsDouble(args[4]), beta2 = PyFloat_AsDouble(args[5]);
+    double eps_hat = PyFloat_AsDouble(args[6]), step_size = PyFloat_AsDouble(args[7]);
+    if (PyErr_Occurred()) return NULL;
+    if (!get_all(args, 4, 4, writable, names, v, &kind, 1, "adam")) return NULL;
+    Py_ssize_t n = count(&v[0]);
+    if (kind == F32) ADAM_LOOP(float, sqrtf) else ADAM_LOOP(double, sqrt)
+    release(v, 4);
+    Py_RETURN_NONE;
+}
+
 /* first_nonfinite(a) -> int: the flat (C-order) index of the first NaN or ±inf in a, or -1 when every number is
  * finite. A number is not finite when its exponent bits are all ones. The test runs on the bits, a block at a time
  * so that it vectorises (a double's exponent lies in its upper 32 bits, compared as a 32-bit word), and stops at
@@ -398,6 +435,8 @@ static PyMethodDef methods[] = {
      "softmax(net, out, m, s): row-wise softmax of net into out; m = row max, s = row sum of exp(net - m)."},
     {"cross_entropy_sum", (PyCFunction)(void (*)(void))cross_entropy_sum, METH_FASTCALL,
      "cross_entropy_sum(net, m, s, t) -> float: sum of t * log-softmax(net), from the softmax's m and s."},
+    {"adam", (PyCFunction)(void (*)(void))adam, METH_FASTCALL,
+     "adam(theta, g, m, v, beta1, beta2, eps_hat, step_size): one Adam update of theta, m and v in place."},
     {"first_nonfinite", (PyCFunction)(void (*)(void))first_nonfinite, METH_FASTCALL,
      "first_nonfinite(a) -> int: flat index of the first NaN or infinity in a, or -1."},
     {"set_blas", (PyCFunction)(void (*)(void))set_blas, METH_FASTCALL,

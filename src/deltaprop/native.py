@@ -1,11 +1,11 @@
 """The optional C kernels of the training step (``deltaprop._ckernels``) and when they are used.
 
 A training step of an MLP is mostly matrix products; what is left is elementwise work — ReLU and its derivative,
-softmax, the batch's cross-entropy — done once per layer per batch; and before training, one pass over the whole
-input to find NaN or infinite values (:func:`first_nonfinite`). NumPy does each operator in its own call,
-often with a temporary array (``g *= out > 0`` makes a boolean array, then casts it); the C versions make one pass
-and no temporary. They compute the same numbers (ReLU exactly; softmax and cross-entropy to float rounding, as
-their exponentials and sums are ordered differently).
+softmax, the batch's cross-entropy, the Adam update — done once per layer or once per batch; and before training,
+one pass over the whole input to find NaN or infinite values (:func:`first_nonfinite`). NumPy does each operator
+in its own call, often with a temporary array (``g *= out > 0`` makes a boolean array, then casts it); the C
+versions make one pass and no temporary. They compute the same numbers (ReLU and Adam exactly; softmax and
+cross-entropy to float rounding, as their exponentials and sums are ordered differently).
 
 The module is built when deltaprop is installed with a C compiler at hand (``setup.py`` marks it optional).
 Without it, or with ``DELTAPROP_NATIVE=0`` in the environment, or for arrays it does not take (other dtypes than
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "relu", "relu_backward", "softmax", "cross_entropy_sum", "first_nonfinite"]
+__all__ = ["available", "relu", "relu_backward", "softmax", "cross_entropy_sum", "adam", "first_nonfinite"]
 
 
 def _load() -> ModuleType | None:
@@ -113,6 +113,32 @@ def cross_entropy_sum(net: np.ndarray, m: np.ndarray, s: np.ndarray, t: np.ndarr
     z -= np.log(s)  # log-softmax: ln o = (net − m) − ln s
     z *= t
     return float(np.add.reduce(z, axis=None))
+
+
+def adam(
+    theta: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    beta1: float,
+    beta2: float,
+    eps_hat: float,
+    step_size: float,
+) -> bool:
+    """One Adam update in one pass, if the C kernels take these arrays; False (nothing done) otherwise.
+
+    ``m ← m + (1 − β1)(g − m)``, ``v ← β2·v + (1 − β2)·g²``, ``θ ← θ − step_size·m/(√v + eps_hat)``, in the order and
+    rounding of :class:`deltaprop.optim.Adam`'s NumPy code (which the caller runs when this returns False).
+    """
+    if (
+        _c is None
+        or not (theta.shape == g.shape == m.shape == v.shape)
+        or not _takes(theta, g, m, v)
+        or not (theta.flags.writeable and m.flags.writeable and v.flags.writeable)
+    ):
+        return False
+    _c.adam(theta, g, m, v, beta1, beta2, eps_hat, step_size)
+    return True
 
 
 _SPLIT = 1 << 22  # numbers (16 MB of float32) from which first_nonfinite checks the two halves in two threads

@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from . import native
+
 __all__ = [
     "Optimizer",
     "SGD",
@@ -464,6 +466,10 @@ class Adam(Optimizer):
                 theta *= self._decay_factor(theta)  # θ ← θ(1 − lr·λ)
             else:
                 g = self._l2(theta, grad, u)  # g ← g + λθ
+        bias1, root_bias2 = 1.0 - beta1**t, math.sqrt(1.0 - beta2**t)
+        eps_hat, step_size = self.eps * root_bias2, self.lr * root_bias2 / bias1
+        if not self.amsgrad and native.adam(theta, g, m, v, beta1, beta2, eps_hat, step_size):
+            return  # the lines below, in one compiled pass
         np.subtract(g, m, out=s)  # m ← β1·m + (1 − β1)·g, as PyTorch's m.lerp_(g, 1 − β1) = m + (1 − β1)(g − m)
         s *= 1.0 - beta1
         m += s
@@ -473,12 +479,11 @@ class Adam(Optimizer):
         v += s
         if self.amsgrad:
             v = np.maximum(state["v_max"], v, out=state["v_max"])  # v_max ← max(v_max, v)
-        bias1, root_bias2 = 1.0 - beta1**t, math.sqrt(1.0 - beta2**t)
         # θ ← θ − lr·m_hat/(√v_hat + eps) = θ − (lr·√(1 − β2^t)/(1 − β1^t))·m/(√v + eps·√(1 − β2^t))
         np.sqrt(v, out=s)
-        s += self.eps * root_bias2
+        s += eps_hat
         np.divide(m, s, out=s)
-        s *= self.lr * root_bias2 / bias1
+        s *= step_size
         theta -= s
 
     def _step_xp(self, theta: Any, grad: Any, state: dict[str, Any]) -> None:
