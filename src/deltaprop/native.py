@@ -162,12 +162,18 @@ def first_nonfinite(a: np.ndarray) -> int:
         if n < _SPLIT or (os.cpu_count() or 1) < 2:
             return int(_c.first_nonfinite(flat))
         half = n // 2
-        upper: list[int] = [-1]
-        thread = threading.Thread(target=lambda: upper.__setitem__(0, int(_c.first_nonfinite(flat[half:]))))
+        found_upper = [-1]
+
+        def check_upper() -> None:  # in a second thread: the kernel releases the GIL
+            found_upper[0] = int(_c.first_nonfinite(flat[half:]))
+
+        thread = threading.Thread(target=check_upper)
         thread.start()
         lower = int(_c.first_nonfinite(flat[:half]))
         thread.join()
-        return lower if lower >= 0 else (half + upper[0] if upper[0] >= 0 else -1)
+        if lower >= 0:
+            return lower
+        return half + found_upper[0] if found_upper[0] >= 0 else -1
     if np.isfinite(np.add.reduce(a, axis=None)):
         return -1
     bad = np.flatnonzero(~np.isfinite(a))  # the sum may overflow with finite numbers: look at each

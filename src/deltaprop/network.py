@@ -538,14 +538,19 @@ def check_inputs(X: Any, n_inputs: int, dtype: Any, *, name: str = "X") -> tuple
             f"(layer_sizes[0]={n_inputs})"
         )
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    bad = native.first_nonfinite(arr)  # one pass over X, no temporary
-    if bad >= 0:
-        row, col = divmod(bad, arr.shape[1])
-        raise ValueError(
-            f"{name} contains NaN or infinite values (the first at row {row}, column {col}: {arr[row, col]}); "
-            "remove or impute them first"
-        )
+    _check_finite(arr, name)
     return arr, single
+
+
+def _check_finite(rows: np.ndarray, name: str, first_row: int = 0) -> None:
+    """Raise ValueError naming the first NaN or ±inf of a 2-D array (whose row 0 is row ``first_row`` of ``name``)."""
+    bad = native.first_nonfinite(rows)  # one pass, no temporary
+    if bad >= 0:
+        row, col = divmod(bad, rows.shape[1])
+        raise ValueError(
+            f"{name} contains NaN or infinite values (the first at row {first_row + row}, column {col}: "
+            f"{rows[row, col]}); remove or impute them first"
+        )
 
 
 def _check_memmap(X: np.memmap, n_inputs: int, name: str) -> np.memmap:
@@ -556,18 +561,11 @@ def _check_memmap(X: np.memmap, n_inputs: int, name: str) -> np.memmap:
         raise ValueError(f"{name} is empty: it has no examples (rows)")
     if not np.issubdtype(X.dtype, np.floating) and not np.issubdtype(X.dtype, np.integer):
         raise TypeError(f"{name} must be numeric, got a memory-mapped array of dtype {X.dtype}")
-    rows = max(1, (16 << 20) // max(1, X.shape[1] * X.dtype.itemsize))  # about 16 MB at a time
     if not np.issubdtype(X.dtype, np.floating):
         return X  # integers are finite
+    rows = max(1, (16 << 20) // max(1, X.shape[1] * X.dtype.itemsize))  # about 16 MB at a time
     for lo in range(0, X.shape[0], rows):
-        chunk = np.asarray(X[lo : lo + rows])
-        bad = native.first_nonfinite(chunk)
-        if bad >= 0:
-            row, col = divmod(bad, X.shape[1])
-            raise ValueError(
-                f"{name} contains NaN or infinite values (the first at row {lo + row}, column {col}: "
-                f"{chunk[row, col]}); remove or impute them first"
-            )
+        _check_finite(np.asarray(X[lo : lo + rows]), name, first_row=lo)
     return X
 
 
