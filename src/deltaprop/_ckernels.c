@@ -427,6 +427,191 @@ static PyObject *axpy(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     return PyBool_FromLong(done);
 }
 
+/* The whole SGD step (_sgd_step.h), for the layers deltaprop.fused hands to it. */
+enum { ACT_IDENTITY = 0, ACT_RELU = 1, ACT_SIGMOID = 2, ACT_TANH = 3 };
+#define MAX_LAYERS 64
+#if defined(__GNUC__) || defined(__clang__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+
+struct sgd_step {
+    const void *X;          /* the inputs (n_X × sizes[0]); the batch itself when rows is NULL */
+    const int64_t *rows;    /* this batch's rows of X, or NULL */
+    const void *T;          /* the batch's targets (m × sizes[L]) */
+    const int64_t *labels;  /* the batch's class indices (m), or NULL */
+    void *theta, *buffer;   /* the parameters and the momentum (or gradient) buffer, n_params each */
+    void *scratch;          /* m·sizes[0] + widest + 2·m·Σ sizes[1..L] numbers */
+    Py_ssize_t m, n_layers, widest, n_params, sizes[MAX_LAYERS + 1];
+    int activations[MAX_LAYERS]; /* ACT_* of the hidden layers; the output layer is softmax */
+    double lr, beta;
+};
+
+#define REAL float
+#define SUFFIX f32
+#define GEMM sgemm_ptr
+#define AXPY saxpy_ptr
+#define EXP expf
+#define LOG logf
+#define TANH tanhf
+#include "_sgd_step.h"
+#undef REAL
+#undef SUFFIX
+#undef GEMM
+#undef AXPY
+#undef EXP
+#undef LOG
+#undef TANH
+#define REAL double
+#define SUFFIX f64
+#define GEMM dgemm_ptr
+#define AXPY daxpy_ptr
+#define EXP exp
+#define LOG log
+#define TANH tanh
+#include "_sgd_step.h"
+
+/* 1 when a buffer holds 64-bit integers (native byte order) */
+static int int64_buffer(const Py_buffer *v) {
+    const char *f = v->format ? v->format : "B";
+    if (f[0] == '<' || f[0] == '=' || f[0] == '@') f++;
+    return v->itemsize == 8 && (f[0] == 'q' || f[0] == 'l') && f[1] == '\0' && v->ndim == 1;
+}
+
+/* a tuple or list of n small non-negative integers into out; 0 with an exception otherwise */
+static int int_sequence(PyObject *obj, Py_ssize_t *out, Py_ssize_t max, Py_ssize_t *n, const char *name) {
+    PyObject *seq = PySequence_Fast(obj, "");
+    if (seq == NULL) {
+        PyErr_Format(PyExc_TypeError, "sgd_step: %s must be a sequence of integers", name);
+        return 0;
+    }
+    *n = PySequence_Fast_GET_SIZE(seq);
+    int ok = *n <= max;
+    for (Py_ssize_t i = 0; ok && i < *n; i++) {
+        out[i] = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(seq, i));
+        ok = out[i] >= 0 && !PyErr_Occurred();
+    }
+    Py_DECREF(seq);
+    if (!ok) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "sgd_step: %s must hold at most %zd non-negative integers", name, max);
+    }
+    return ok;
+}
+
+/* sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, lr, beta) -> (Σ t·ln o, correct):
+ * one training step (see _sgd_step.h). rows and labels may be None; correct is -1 without labels. */
+static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    static const char *const names[] = {"X", "rows", "T", "labels", "theta", "buffer", "scratch"};
+    Py_buffer v[7];
+    int held[7] = {0}, ok = 0;
+    kind_t kind = F32, k;
+    struct sgd_step s;
+    Py_ssize_t acts[MAX_LAYERS], n_acts, n_sizes;
+    int64_t correct = 0;
+    double sum_t_ln_o = 0.0;
+    if (nargs != 11) {
+        PyErr_Format(PyExc_TypeError, "sgd_step takes 11 arguments, got %zd", nargs);
+        return NULL;
+    }
+    memset(&s, 0, sizeof s);
+    if (!int_sequence(args[7], s.sizes, MAX_LAYERS + 1, &n_sizes, "sizes")) return NULL;
+    if (!int_sequence(args[8], acts, MAX_LAYERS, &n_acts, "activations")) return NULL;
+    s.lr = PyFloat_AsDouble(args[9]);
+    s.beta = PyFloat_AsDouble(args[10]);
+    if (PyErr_Occurred()) return NULL;
+    s.n_layers = n_sizes - 1;
+    if (s.n_layers < 1 || n_acts != s.n_layers - 1) {
+        PyErr_SetString(PyExc_ValueError, "sgd_step: sizes needs 2 or more layer sizes, activations one per hidden layer");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n_sizes; i++) {
+        if (s.sizes[i] < 1) {
+            PyErr_SetString(PyExc_ValueError, "sgd_step: every layer size must be at least 1");
+            return NULL;
+        }
+        if (i > 0) {
+            s.n_params += s.sizes[i - 1] * s.sizes[i] + s.sizes[i];
+            if (s.sizes[i] > s.widest) s.widest = s.sizes[i];
+        }
+    }
+    for (Py_ssize_t i = 0; i < n_acts; i++) {
+        if (acts[i] > ACT_TANH) {
+            PyErr_Format(PyExc_ValueError, "sgd_step: unknown activation code %zd", acts[i]);
+            return NULL;
+        }
+        s.activations[i] = (int)acts[i];
+    }
+    for (int i = 0; i < 7; i++) {
+        if ((i == 1 || i == 3) && args[i] == Py_None) continue;
+        int writable = i >= 4;
+        if (i == 1 || i == 3) { /* int64 indices */
+            held[i] = PyObject_GetBuffer(args[i], &v[i], PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) == 0;
+            if (!held[i] || !int64_buffer(&v[i])) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_TypeError, "sgd_step: %s must be a 1-D C-contiguous int64 array or None", names[i]);
+                goto done;
+            }
+            continue;
+        }
+        if (!get_buffer(args[i], &v[i], writable, &k, names[i])) goto done;
+        held[i] = 1;
+        if (i == 0) {
+            kind = k;
+        } else if (k != kind) {
+            PyErr_Format(PyExc_TypeError, "sgd_step: %s must have the dtype of X", names[i]);
+            goto done;
+        }
+    }
+    if (v[0].ndim != 2 || v[0].shape[1] != s.sizes[0]) {
+        PyErr_Format(PyExc_ValueError, "sgd_step: X must be 2-D with %zd columns", s.sizes[0]);
+        goto done;
+    }
+    s.m = held[1] ? v[1].shape[0] : v[0].shape[0];
+    if (s.m < 1 || count(&v[2]) != s.m * s.sizes[s.n_layers] || (held[3] && v[3].shape[0] != s.m) ||
+        count(&v[4]) != s.n_params || count(&v[5]) != s.n_params) {
+        PyErr_SetString(PyExc_ValueError, "sgd_step: T must hold one row of targets per example, labels one index "
+                                          "per example, theta and buffer every parameter");
+        goto done;
+    }
+    Py_ssize_t needed = s.m * s.sizes[0] + s.widest;
+    for (Py_ssize_t i = 1; i < n_sizes; i++) needed += 2 * s.m * s.sizes[i];
+    if (count(&v[6]) < needed) {
+        PyErr_Format(PyExc_ValueError, "sgd_step: scratch must hold at least %zd numbers", needed);
+        goto done;
+    }
+    if (held[1]) {
+        const int64_t *rows = v[1].buf;
+        for (Py_ssize_t r = 0; r < s.m; r++)
+            if (rows[r] < 0 || rows[r] >= v[0].shape[0]) {
+                PyErr_Format(PyExc_IndexError, "sgd_step: row %lld is outside X's %zd rows", (long long)rows[r],
+                             v[0].shape[0]);
+                goto done;
+            }
+        s.rows = rows;
+    }
+    if (kind == F32 ? (sgemm_ptr == NULL || saxpy_ptr == NULL) : (dgemm_ptr == NULL || daxpy_ptr == NULL)) {
+        PyErr_SetString(PyExc_RuntimeError, "sgd_step: BLAS was not set (set_blas)");
+        goto done;
+    }
+    s.X = v[0].buf;
+    s.T = v[2].buf;
+    s.labels = held[3] ? v[3].buf : NULL;
+    s.theta = v[4].buf;
+    s.buffer = v[5].buf;
+    s.scratch = v[6].buf;
+    Py_BEGIN_ALLOW_THREADS
+    sum_t_ln_o = kind == F32 ? sgd_step_f32(&s, &correct) : sgd_step_f64(&s, &correct);
+    Py_END_ALLOW_THREADS
+    ok = 1;
+done:
+    for (int i = 0; i < 7; i++)
+        if (held[i]) PyBuffer_Release(&v[i]);
+    if (!ok) return NULL;
+    return Py_BuildValue("(dL)", sum_t_ln_o, (long long)(s.labels != NULL ? correct : -1));
+}
+
 static PyMethodDef methods[] = {
     {"relu", (PyCFunction)(void (*)(void))relu, METH_FASTCALL, "relu(net, out): out = max(net, 0)."},
     {"relu_backward", (PyCFunction)(void (*)(void))relu_backward, METH_FASTCALL,
@@ -445,6 +630,9 @@ static PyMethodDef methods[] = {
      "gemm(A, B, C, alpha, beta) -> bool: C = alpha*A@B + beta*C through BLAS; False if the arrays do not suit it."},
     {"axpy", (PyCFunction)(void (*)(void))axpy, METH_FASTCALL,
      "axpy(a, x, y) -> bool: y += a*x through BLAS; False if the arrays do not suit it."},
+    {"sgd_step", (PyCFunction)(void (*)(void))sgd_step, METH_FASTCALL,
+     "sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, lr, beta) -> (sum of t*ln(o), "
+     "correct): one SGD training step of an MLP with a softmax cross-entropy output."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -232,6 +232,7 @@ class Trainer:
         stop_sync: Any = None,
         is_root: bool = True,
         fused_update: bool | None = None,
+        compiled_step: bool | None = None,
     ) -> None:
         self.net = net
         self.X, self.T, self.labels = X, T, labels
@@ -316,9 +317,22 @@ class Trainer:
         # chooses it for networks large enough that the update's passes over memory matter (bench/RESULTS.md), True
         # whenever it applies
         self.fused: FusedSGD | None = None
+        self._compiled_step = False
         if fused_update is not False and not self._foreign and not self._compiled_epoch:
-            if clip_norm is None and grad_reduce is None and (fused_update or net.n_params >= FUSED_MIN_PARAMS):
-                self.fused = FusedSGD.for_network(net, optimizer)
+            if clip_norm is None and grad_reduce is None:
+                fused = FusedSGD.for_network(net, optimizer)
+                # the whole step in the C extension (deltaprop.fused): None when it applies, False never
+                compiled = (
+                    fused is not None
+                    and fused.compiled
+                    and compiled_step is not False
+                    and sample_weight is None
+                    and shard is None
+                )
+                # the compiled step (one C call a batch) pays at every size; the NumPy form from FUSED_MIN_PARAMS
+                if fused is not None and (fused_update or compiled or net.n_params >= FUSED_MIN_PARAMS):
+                    self.fused = fused
+                    self._compiled_step = compiled
 
     def _init_numpy_buffers(
         self,
@@ -405,7 +419,15 @@ class Trainer:
                     cb.on_batch_begin(b, {"size": hi - lo})
             batch_loss = 0.0
             weight = float(hi - lo)  # these rows' weight in the batch mean: their number, or their sample weights
-            if hi > lo:
+            compiled = self._compiled_step and hi > lo and not net._record
+            if compiled:  # the whole step in one C call: forward, loss, backward, update
+                assert self.fused is not None
+                source, rows = self._compiled_inputs(X, lo, hi)
+                batch_loss, correct = self.fused.compiled_step(
+                    source, rows, T[lo:hi], None if L is None else L[lo:hi], state
+                )
+                self._epoch_correct += correct
+            elif hi > lo:
                 Xb = self._batch_inputs(X, lo, hi)
                 Tb = T[lo:hi] if not self._foreign else T[lo:hi, ...]
                 out = net._forward(Xb)  # forward pass
@@ -436,7 +458,9 @@ class Trainer:
                 break
             if self.clip_norm is not None:
                 _clip(net.grad, self.clip_norm)
-            if self.fused is not None and hi > lo:
+            if compiled:
+                pass  # updated in the compiled step
+            elif self.fused is not None and hi > lo:
                 self.fused.end(state)  # updated during the backward pass
             else:
                 opt.step(net.theta, net.grad, state)  # update
@@ -506,6 +530,20 @@ class Trainer:
         else:
             np.take(X, rows, axis=0, out=buf[: hi - lo], mode="clip")
         return buf[: hi - lo]
+
+    def _compiled_inputs(self, X: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(inputs, rows) for the compiled step: all of X and this batch's rows when the C code can gather them
+        itself (X in memory, of the network's dtype, C-contiguous), else the batch gathered here and None."""
+        if (
+            self.perm is not None
+            and self.shuffle
+            and not self.streaming
+            and X.dtype == self.net.dtype
+            and X.flags.c_contiguous
+            and self.perm.dtype == np.int64
+        ):
+            return X, self.perm[lo:hi]
+        return np.ascontiguousarray(self._batch_inputs(X, lo, hi)), None
 
     def _evaluate(self, X: np.ndarray, T: np.ndarray, labels: np.ndarray | None) -> tuple[float, float | None]:
         """Loss and accuracy of the current weights on (X, T), in chunks that bound memory."""
@@ -864,8 +902,10 @@ def fit(
             of the original run.
         verbose: 0 silent; 1 a progress bar when the output is a terminal; 2 one line per epoch.
         trainer_options: extra keyword arguments of :class:`Trainer`: ``fused_update`` (None: SGD's update is made
-            inside the backward pass for networks of ``FUSED_MIN_PARAMS`` parameters or more, see
-            :mod:`deltaprop.fused`; True: whenever it applies; False: never), and ``shard``, ``grad_reduce``,
+            inside the backward pass for networks of ``FUSED_MIN_PARAMS`` parameters or more, or of any size when
+            the compiled step applies, see :mod:`deltaprop.fused`; True: whenever it applies; False: never),
+            ``compiled_step`` (None: the whole SGD step in one C call when it applies; False: never), and
+            ``shard``, ``grad_reduce``,
             ``metric_reduce``, ``stop_sync``, ``is_root``, which :func:`deltaprop.distributed.fit` sets.
     """
     from .optim import get_optimizer, get_schedule

@@ -1,0 +1,261 @@
+"""The compiled SGD step (deltaprop.fused.FusedSGD.compiled_step, deltaprop._ckernels.sgd_step): one C call a batch
+that must train exactly as the NumPy paths do, and refuse what it cannot take."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deltaprop import MLP, blas, native, optim
+from deltaprop.callbacks import TerminateOnNaN
+from deltaprop.fused import FusedSGD
+from deltaprop.train import Trainer
+
+needs_compiled = pytest.mark.skipif(
+    not (native.available() and hasattr(native._c, "sgd_step") and blas.available() and blas._get().direct),
+    reason="deltaprop._ckernels was not built (or found no BLAS): the NumPy paths train instead",
+)
+pytestmark = needs_compiled
+
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: {"rtol": 3e-5, "atol": 3e-6}, np.float64: {"rtol": 1e-12, "atol": 1e-13}}
+
+
+def _net(activation="relu", dtype=np.float64, sizes=(6, 16, 8, 3), seed=3):
+    return MLP(list(sizes), activation=activation, output_activation="softmax", loss="cross_entropy", seed=seed,
+               dtype=dtype)  # fmt: skip
+
+
+def _data(dtype=np.float64, n=203, d=6, k=3, seed=4):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)).astype(dtype), rng.integers(0, k, n)  # 203 = 12 batches of 16 and one of 11
+
+
+def _fit(path, activation="relu", dtype=np.float64, momentum=0.9, X=None, y=None, **kw):
+    """Train with the compiled step, SGD fused in NumPy, or backward-then-step: path = compiled / fused / plain."""
+    if X is None:
+        X, y = _data(dtype)
+    net = _net(activation, dtype, sizes=(X.shape[1], 16, 8, 3))
+    options = {
+        "compiled": {"fused_update": True},
+        "fused": {"fused_update": True, "compiled_step": False},
+        "plain": {"fused_update": False},
+    }[path]
+    kw.setdefault("epochs", 3)
+    history = net.fit(X, y, batch_size=16, optimizer=optim.SGD(lr=0.05, momentum=momentum), seed=1, verbose=0,
+                      trainer_options=options, **kw)  # fmt: skip
+    return net, history
+
+
+def _uses_compiled_step(monkeypatch):
+    """Count the C calls (and make sure the test exercises them)."""
+    calls = []
+    c = native._c
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(c, name)
+
+        def sgd_step(self, *args):
+            calls.append(args)
+            return c.sgd_step(*args)
+
+    monkeypatch.setattr(native, "_c", Counting())
+    return calls
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh", "identity"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_compiled_step_trains_as_the_numpy_paths(monkeypatch, dtype, activation, momentum):
+    calls = _uses_compiled_step(monkeypatch)
+    compiled, h_compiled = _fit("compiled", activation, dtype, momentum)
+    assert len(calls) == 3 * 13  # every batch of the 3 epochs, the last short one too
+    monkeypatch.undo()
+    for path in ("fused", "plain"):
+        other, h_other = _fit(path, activation, dtype, momentum)
+        np.testing.assert_allclose(compiled.theta, other.theta, **TOL[dtype])
+        np.testing.assert_allclose(h_compiled.loss, h_other.loss, **TOL[dtype])
+        assert h_compiled.history["accuracy"] == h_other.history["accuracy"]
+    assert not np.array_equal(compiled.theta, _net(activation, dtype).theta)  # it trained
+
+
+def test_compiled_gradient_matches_finite_differences():
+    # without momentum the compiled step leaves ∂E/∂θ of its batch in net.grad (b = g, β = 0)
+    X, y = _data(n=16)
+    net = _net("tanh")
+    theta0 = net.theta.copy()
+    trainer = Trainer(
+        net, X, np.eye(3)[y], labels=y, optimizer=optim.SGD(lr=0.0), batch_size=16, shuffle=False,
+        rng=np.random.default_rng(0), validation=None, callbacks=[],
+    )  # fmt: skip
+    assert trainer._compiled_step
+    trainer.run(1)
+    np.testing.assert_array_equal(net.theta, theta0)  # lr = 0
+    T = np.eye(3)[y]
+    numeric = np.empty_like(theta0)
+    h = 1e-6
+    for j in range(theta0.size):
+        for sign in (1, -1):
+            net.theta[...] = theta0
+            net.theta[j] += sign * h
+            numeric[j] = (numeric[j] if sign == -1 else 0.0) + sign * net.loss(X, T) / (2 * h)
+    net.theta[...] = theta0
+    np.testing.assert_allclose(net.grad, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_compiled_momentum_buffer_is_pytorchs_and_checkpoints_mix():
+    # b ← μ·b + g, θ ← θ − lr·b: the optimiser state equals the NumPy path's, so checkpoints move between them
+    X, y = _data(n=64)
+    states = []
+    for compiled in (True, False):
+        net = _net()
+        trainer = Trainer(
+            net, X, np.eye(3)[y], labels=y, optimizer=optim.SGD(lr=0.05, momentum=0.9), batch_size=16,
+            shuffle=True, rng=np.random.default_rng(0), validation=None, callbacks=[], fused_update=True,
+            compiled_step=compiled,
+        )  # fmt: skip
+        assert trainer._compiled_step == compiled
+        trainer.run(2)
+        states.append((trainer.opt_state, net.theta))
+    assert states[0][0]["step"] == states[1][0]["step"] == 8
+    np.testing.assert_allclose(states[0][0]["b"], states[1][0]["b"], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(states[0][1], states[1][1], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_inputs_of_another_dtype_or_order_train_the_same(monkeypatch, shuffle):
+    # fit makes float32 or Fortran-ordered X the network's C-contiguous dtype; unshuffled batches are slices of X
+    X, y = _data()
+    reference, _ = _fit("plain", X=X, y=y, shuffle=shuffle)
+    for variant in (X.astype(np.float32).astype(np.float64), np.asfortranarray(X)):
+        calls = _uses_compiled_step(monkeypatch)
+        net, _ = _fit("compiled", X=variant, y=y, shuffle=shuffle)
+        assert len(calls) == 3 * 13
+        assert all((args[1] is None) == (not shuffle) for args in calls)  # rows None: X is the batch itself
+        monkeypatch.undo()
+        expected = reference if variant is not X and variant.flags.f_contiguous else None
+        expected = expected or _fit("plain", X=variant, y=y, shuffle=shuffle)[0]
+        np.testing.assert_allclose(net.theta, expected.theta, rtol=1e-12, atol=1e-13)
+
+
+def test_memory_mapped_inputs_are_gathered_by_the_trainer(monkeypatch, tmp_path):
+    X, y = _data()
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    calls = _uses_compiled_step(monkeypatch)
+    net, h = _fit("compiled", X=mapped, y=y)
+    assert len(calls) == 3 * 13 and all(args[1] is None for args in calls)
+    monkeypatch.undo()
+    plain, h_plain = _fit("plain", X=mapped, y=y)
+    np.testing.assert_allclose(net.theta, plain.theta, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(h.loss, h_plain.loss, rtol=1e-12)
+
+
+def test_probability_targets_train_without_accuracy(monkeypatch):
+    X, y = _data()
+    P = np.random.default_rng(9).dirichlet(np.ones(3), size=X.shape[0])
+    calls = _uses_compiled_step(monkeypatch)
+    net = _net()
+    h = net.fit(X, P, batch_size=16, optimizer=optim.SGD(lr=0.05, momentum=0.9), epochs=2, seed=1, verbose=0,
+                task="regression", trainer_options={"fused_update": True})  # fmt: skip
+    assert calls and all(args[3] is None for args in calls)  # no labels
+    monkeypatch.undo()
+    plain = _net()
+    h_plain = plain.fit(X, P, batch_size=16, optimizer=optim.SGD(lr=0.05, momentum=0.9), epochs=2, seed=1,
+                        verbose=0, task="regression", trainer_options={"fused_update": False})  # fmt: skip
+    assert "accuracy" not in h.history
+    np.testing.assert_allclose(net.theta, plain.theta, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(h.loss, h_plain.loss, rtol=1e-12)
+
+
+def test_divergence_stops_as_on_the_numpy_path():
+    # an absurd learning rate overflows the output: the epoch ends at the first non-finite loss, without updating
+    X, y = _data()
+    X = X * 1e3
+    results = []
+    for path in ("compiled", "fused"):
+        net = _net()
+        h = net.fit(X, y, batch_size=16, optimizer=optim.SGD(lr=1e30, momentum=0.9), epochs=3, seed=1, verbose=0,
+                    callbacks=[TerminateOnNaN()],
+                    trainer_options={"fused_update": True, "compiled_step": path == "compiled"})  # fmt: skip
+        results.append((net.theta.copy(), h))
+    (theta_c, h_c), (theta_f, h_f) = results
+    assert h_c.stop_reason == h_f.stop_reason != ""
+    assert len(h_c.loss) == len(h_f.loss)
+    np.testing.assert_array_equal(np.isfinite(theta_c), np.isfinite(theta_f))
+    np.testing.assert_allclose(theta_c, theta_f, rtol=1e-12, atol=1e-13)
+
+
+def test_which_networks_and_runs_take_the_compiled_step():
+    sgd = optim.SGD(lr=0.1, momentum=0.9)
+    assert FusedSGD.for_network(_net(), sgd).compiled
+    assert FusedSGD.for_network(_net("sigmoid", np.float32), sgd).compiled
+    assert not FusedSGD.for_network(_net("elu"), sgd).compiled  # an activation the C code does not compute
+    mse = MLP([4, 5, 3], activation="relu", loss="squared_error", seed=0)
+    assert not FusedSGD.for_network(mse, sgd).compiled
+    X, y = _data(n=32)
+
+    def trainer(**kw):
+        return Trainer(
+            _net(), X, np.eye(3)[y], labels=y, optimizer=sgd, batch_size=8, shuffle=True,
+            rng=np.random.default_rng(0), validation=None, callbacks=[], **kw,
+        )  # fmt: skip
+
+    assert trainer()._compiled_step  # small networks too: one C call a step pays at every size
+    assert not trainer(compiled_step=False)._compiled_step
+    assert not trainer(fused_update=False)._compiled_step
+    assert not trainer(sample_weight=np.ones(32))._compiled_step
+    assert not trainer(clip_norm=1.0)._compiled_step
+
+
+def test_the_c_function_checks_its_arguments():
+    c = native._c
+    X = np.zeros((10, 4))
+    T = np.zeros((3, 2))
+    theta, buffer = np.zeros(4 * 3 + 3 + 3 * 2 + 2), np.zeros(4 * 3 + 3 + 3 * 2 + 2)
+    scratch = np.zeros(1000)
+    rows = np.array([0, 5, 9], dtype=np.int64)
+    good = [X, rows, T, None, theta, buffer, scratch, [4, 3, 2], [1], 0.1, 0.0]
+    loss, correct = c.sgd_step(*good)
+    assert loss == 0.0 and correct == -1  # T = 0: Σ t·ln o = 0; no labels: no count
+
+    def call(**changes):
+        args = list(good)
+        names = ["X", "rows", "T", "labels", "theta", "buffer", "scratch", "sizes", "acts", "lr", "beta"]
+        for name, value in changes.items():
+            args[names.index(name)] = value
+        return c.sgd_step(*args)
+
+    with pytest.raises(IndexError, match="row 10 is outside X's 10 rows"):
+        call(rows=np.array([0, 10, 1], dtype=np.int64))
+    with pytest.raises(IndexError, match="outside"):
+        call(rows=np.array([0, -1, 1], dtype=np.int64))
+    with pytest.raises(TypeError, match="rows must be a 1-D C-contiguous int64 array"):
+        call(rows=rows.astype(np.int32))
+    with pytest.raises(TypeError, match="labels must be"):
+        call(labels=np.zeros(3, dtype=np.float64))
+    with pytest.raises(TypeError, match="T must have the dtype of X"):
+        call(T=T.astype(np.float32))
+    with pytest.raises(ValueError, match="X must be 2-D with 4 columns"):
+        call(X=np.zeros((10, 5)))
+    with pytest.raises(ValueError, match="T must hold one row of targets per example"):
+        call(T=np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="every parameter"):
+        call(theta=np.zeros(5))
+    with pytest.raises(ValueError, match="scratch must hold at least"):
+        call(scratch=np.zeros(10))
+    with pytest.raises(ValueError, match="one per hidden layer"):
+        call(acts=[1, 1])
+    with pytest.raises(ValueError, match="unknown activation code 7"):
+        call(acts=[7])
+    with pytest.raises(ValueError, match="non-negative integers"):
+        call(sizes=[4, -3, 2])
+    with pytest.raises(ValueError, match="at least 1"):
+        call(sizes=[4, 0, 2])
+    with pytest.raises(TypeError, match="writable"):
+        ro = theta.copy()
+        ro.flags.writeable = False
+        call(theta=ro)
+    with pytest.raises(TypeError, match="11 arguments"):
+        c.sgd_step(X)
