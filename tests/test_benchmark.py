@@ -69,12 +69,34 @@ def test_report_structure_and_missing_peer(monkeypatch, tmp_path):
     assert targets["S: deltaprop >= 25x torch throughput"]["met"] is None  # no PyTorch: not measured
     text = benchmark.format_report(report)
     assert "## Machine" in text and "### S:" in text and "## Targets" in text and "not installed" in text
+    assert "| target | measured (medians) | with minima | per repeat (median) | met |" in text
+    assert "| S: deltaprop >= 25x torch throughput | not measured | - | - | - |" in text
     path = tmp_path / "RESULTS.md"
     path.write_text("# Findings\n\nkept\n")
     benchmark.write_report(str(path), text)
     benchmark.write_report(str(path), text)  # the second write replaces the first block
     written = path.read_text()
     assert written.startswith("# Findings\n\nkept\n") and written.count(benchmark.BEGIN) == 1
+
+
+def test_targets_report_medians_minima_and_per_repeat_ratios():
+    # repeat by repeat deltaprop is twice as fast; one slow spell hit the peer's second and deltaprop's third run
+    report = {
+        "workloads": {
+            "L": {
+                "systems": {
+                    "deltaprop": {"times": [1.0, 1.0, 3.0], "median": 1.0},
+                    "torch": {"times": [2.0, 6.0, 6.0], "median": 6.0},
+                    "gemm": {"times": [0.9, 0.9], "median": 0.9},  # a repeat missing: no per-repeat ratio
+                }
+            }
+        }
+    }
+    targets = {t["target"]: t for t in benchmark.check_targets(report)}
+    speed = targets["L: deltaprop >= 1.3x torch throughput"]
+    assert speed["measured"] == 6.0 and speed["by_min"] == 2.0 and speed["by_round"] == 2.0 and speed["met"]
+    peak = targets["L: deltaprop >= 90% of measured GEMM peak"]
+    assert peak["measured"] == pytest.approx(0.9) and peak["by_round"] is None and peak["met"]
 
 
 def test_unknown_workload_is_an_error(capsys):
