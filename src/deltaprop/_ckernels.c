@@ -1,5 +1,7 @@
 /* The elementwise work of a training step, compiled: ReLU forward and backward, softmax, cross-entropy, the Adam
- * update; and the check for NaN or infinite numbers that fit makes over the whole input before training.
+ * update; and the check for NaN or infinite numbers that fit makes over the whole input before training. BLAS
+ * calls without ctypes (gemm, axpy), and with them the whole SGD step of a softmax classifier in one call
+ * (sgd_step; its maths is in _sgd_step.h; deltaprop.fused uses it).
  *
  * Each of these is a single pass over a small array (a 128 x 512 batch of a hidden layer is 256 KB), where a
  * NumPy expression costs one call and often a temporary per operator. deltaprop.native calls these functions

@@ -314,8 +314,8 @@ class Trainer:
         )
         self.n_batches = max(1, math.ceil(n / batch_size))
         # SGD's momentum made inside the backward pass's products, then one update pass (deltaprop.fused): None
-        # chooses it for networks large enough that the update's passes over memory matter (bench/RESULTS.md), True
-        # whenever it applies
+        # chooses it for networks large enough that the update's passes over memory matter (bench/RESULTS.md), and
+        # for any network the compiled step (the whole step in one C call) can train; True whenever it applies
         self.fused: FusedSGD | None = None
         self._compiled_step = False
         if fused_update is not False and not self._foreign and not self._compiled_epoch:
@@ -458,10 +458,9 @@ class Trainer:
                 break
             if self.clip_norm is not None:
                 _clip(net.grad, self.clip_norm)
-            if compiled:
-                pass  # updated in the compiled step
-            elif self.fused is not None and hi > lo:
-                self.fused.end(state)  # updated during the backward pass
+            if self.fused is not None and hi > lo:
+                if not compiled:  # (the compiled step has made the update itself)
+                    self.fused.end(state)  # updated during the backward pass
             else:
                 opt.step(net.theta, net.grad, state)  # update
             self.batch += 1
