@@ -34,12 +34,13 @@ TRAIN = textwrap.dedent(
 
     net = MLP([2, 16, 2], activation="tanh", output_activation="softmax", loss="cross_entropy", seed=1)
     fused = sys.argv[3] == "sgd-momentum-fused"  # SGD made inside the backward pass (deltaprop.fused)
-    optimizer = optim.SGD(lr=0.01, momentum=0.9) if fused else sys.argv[3]
+    numpy_only = sys.argv[3].endswith("-numpy")  # not the compiled step (deltaprop.compiled_step)
+    optimizer = optim.SGD(lr=0.01, momentum=0.9) if fused else sys.argv[3].removesuffix("-numpy")
     history = net.fit(
         X, y, epochs=6, batch_size=16, optimizer=optimizer, lr=0.01, seed=5, validation_split=0.2,
-        patience=50, schedule="step" if sys.argv[3] != "adam" else None, checkpoint=sys.argv[1],
+        patience=50, schedule=None if sys.argv[3].startswith("adam") else "step", checkpoint=sys.argv[1],
         checkpoint_every=7, callbacks=[KillAt()] if kill_at else [], verbose=0,
-        trainer_options={"fused_update": fused},
+        trainer_options={"fused_update": fused, "compiled_step": False if numpy_only else None},
     )
     np.save(sys.argv[1] + ".theta.npy", net.theta)
     """
@@ -56,7 +57,7 @@ def _train(tmp_path, ckpt, kill_at, optimizer):
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd", "sgd-momentum-fused"])
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "sgd-momentum-fused", "adam-numpy"])
 def test_resume_after_sigkill_mid_epoch_is_bit_identical(tmp_path, optimizer):
     full = _train(tmp_path, tmp_path / "full.ckpt", 0, optimizer)
     assert full.returncode == 0, full.stderr

@@ -1,5 +1,6 @@
-"""The compiled SGD step (deltaprop.fused.FusedSGD.compiled_step, deltaprop._ckernels.sgd_step): one C call a batch
-that must train exactly as the NumPy paths do, and refuse what it cannot take."""
+"""The compiled step (deltaprop.compiled_step, deltaprop.fused.FusedSGD.compiled_step, deltaprop._ckernels.sgd_step):
+one C call a batch for the forward and backward pass (and SGD's update) that must train exactly as the NumPy paths
+do, and refuse what it cannot take."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 from deltaprop import MLP, blas, native, optim
 from deltaprop.callbacks import TerminateOnNaN
+from deltaprop.compiled_step import CompiledBackprop
 from deltaprop.fused import FusedSGD
 from deltaprop.train import Trainer
 
@@ -31,19 +33,21 @@ def _data(dtype=np.float64, n=203, d=6, k=3, seed=4):
     return rng.standard_normal((n, d)).astype(dtype), rng.integers(0, k, n)  # 203 = 12 batches of 16 and one of 11
 
 
-def _fit(path, activation="relu", dtype=np.float64, momentum=0.9, X=None, y=None, **kw):
-    """Train with the compiled step, SGD fused in NumPy, or backward-then-step: path = compiled / fused / plain."""
+def _fit(path, activation="relu", dtype=np.float64, momentum=0.9, X=None, y=None, optimizer=None, **kw):
+    """Train with the compiled SGD step (compiled), the compiled forward/backward then the optimiser's step (grad),
+    SGD fused in NumPy (fused), or NumPy's backward then step (plain)."""
     if X is None:
         X, y = _data(dtype)
     net = _net(activation, dtype, sizes=(X.shape[1], 16, 8, 3))
     options = {
         "compiled": {"fused_update": True},
+        "grad": {"fused_update": False},
         "fused": {"fused_update": True, "compiled_step": False},
-        "plain": {"fused_update": False},
+        "plain": {"fused_update": False, "compiled_step": False},
     }[path]
     kw.setdefault("epochs", 3)
-    history = net.fit(X, y, batch_size=16, optimizer=optim.SGD(lr=0.05, momentum=momentum), seed=1, verbose=0,
-                      trainer_options=options, **kw)  # fmt: skip
+    optimizer = optimizer or optim.SGD(lr=0.05, momentum=momentum)
+    history = net.fit(X, y, batch_size=16, optimizer=optimizer, seed=1, verbose=0, trainer_options=options, **kw)
     return net, history
 
 
@@ -72,7 +76,7 @@ def test_compiled_step_trains_as_the_numpy_paths(monkeypatch, dtype, activation,
     compiled, h_compiled = _fit("compiled", activation, dtype, momentum)
     assert len(calls) == 3 * 13  # every batch of the 3 epochs, the last short one too
     monkeypatch.undo()
-    for path in ("fused", "plain"):
+    for path in ("grad", "fused", "plain"):
         other, h_other = _fit(path, activation, dtype, momentum)
         np.testing.assert_allclose(compiled.theta, other.theta, **TOL[dtype])
         np.testing.assert_allclose(h_compiled.loss, h_other.loss, **TOL[dtype])
@@ -80,16 +84,38 @@ def test_compiled_step_trains_as_the_numpy_paths(monkeypatch, dtype, activation,
     assert not np.array_equal(compiled.theta, _net(activation, dtype).theta)  # it trained
 
 
-def test_compiled_gradient_matches_finite_differences():
-    # without momentum the compiled step leaves ∂E/∂θ of its batch in net.grad (b = g, β = 0)
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [
+        lambda: optim.Adam(lr=0.01),
+        lambda: optim.RMSprop(lr=0.01),
+        lambda: optim.SGD(lr=0.05, nesterov=True, momentum=0.9),
+    ],
+)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_other_optimisers_step_after_the_compiled_backward(monkeypatch, dtype, make_optimizer):
+    calls = _uses_compiled_step(monkeypatch)
+    compiled, h_compiled = _fit("grad", dtype=dtype, optimizer=make_optimizer(), clip_norm=0.5)
+    assert len(calls) == 3 * 13 and not any(args[11] for args in calls)  # update=False: the optimiser updates
+    monkeypatch.undo()
+    plain, h_plain = _fit("plain", dtype=dtype, optimizer=make_optimizer(), clip_norm=0.5)
+    np.testing.assert_allclose(compiled.theta, plain.theta, **TOL[dtype])
+    np.testing.assert_allclose(h_compiled.loss, h_plain.loss, **TOL[dtype])
+    assert h_compiled.history["accuracy"] == h_plain.history["accuracy"]
+
+
+@pytest.mark.parametrize("fused_update", [None, False])
+def test_compiled_gradient_matches_finite_differences(fused_update):
+    # both forms leave ∂E/∂θ of the batch in net.grad: the SGD step without momentum (b = g, β = 0), and the
+    # forward/backward pass alone (fused_update=False: the optimiser's own step follows)
     X, y = _data(n=16)
     net = _net("tanh")
     theta0 = net.theta.copy()
     trainer = Trainer(
         net, X, np.eye(3)[y], labels=y, optimizer=optim.SGD(lr=0.0), batch_size=16, shuffle=False,
-        rng=np.random.default_rng(0), validation=None, callbacks=[],
+        rng=np.random.default_rng(0), validation=None, callbacks=[], fused_update=fused_update,
     )  # fmt: skip
-    assert trainer._compiled_step
+    assert trainer._compiled_step and (trainer.fused is None) == (fused_update is False)
     trainer.run(1)
     np.testing.assert_array_equal(net.theta, theta0)  # lr = 0
     T = np.eye(3)[y]
@@ -198,15 +224,20 @@ def test_which_networks_and_runs_take_the_compiled_step():
 
     def trainer(**kw):
         return Trainer(
-            _net(), X, np.eye(3)[y], labels=y, optimizer=sgd, batch_size=8, shuffle=True,
-            rng=np.random.default_rng(0), validation=None, callbacks=[], **kw,
+            _net(), X, np.eye(3)[y], labels=y, **{"optimizer": sgd, **kw}, batch_size=8, shuffle=True,
+            rng=np.random.default_rng(0), validation=None, callbacks=[],
         )  # fmt: skip
 
-    assert trainer()._compiled_step  # small networks too: one C call a step pays at every size
+    assert trainer()._compiled_step and trainer().fused is not None  # small networks too: it pays at every size
     assert not trainer(compiled_step=False)._compiled_step
-    assert not trainer(fused_update=False)._compiled_step
     assert not trainer(sample_weight=np.ones(32))._compiled_step
-    assert not trainer(clip_norm=1.0)._compiled_step
+    for kw in ({"fused_update": False}, {"clip_norm": 1.0}, {"optimizer": optim.Adam()}):
+        forward_backward = trainer(**kw)  # forward and backward compiled, the optimiser's own step after
+        assert forward_backward._compiled_step and forward_backward.fused is None
+    assert not trainer(optimizer=optim.Adam(), compiled_step=False)._compiled_step
+    frozen = _net()
+    frozen.freeze_biases()
+    assert CompiledBackprop.for_network(frozen) is None
 
 
 def test_the_c_function_checks_its_arguments():
@@ -216,13 +247,13 @@ def test_the_c_function_checks_its_arguments():
     theta, buffer = np.zeros(4 * 3 + 3 + 3 * 2 + 2), np.zeros(4 * 3 + 3 + 3 * 2 + 2)
     scratch = np.zeros(1000)
     rows = np.array([0, 5, 9], dtype=np.int64)
-    good = [X, rows, T, None, theta, buffer, scratch, [4, 3, 2], [1], 0.1, 0.0]
+    good = [X, rows, T, None, theta, buffer, scratch, [4, 3, 2], [1], 0.1, 0.0, True]
     loss, correct = c.sgd_step(*good)
     assert loss == 0.0 and correct == -1  # T = 0: Σ t·ln o = 0; no labels: no count
 
     def call(**changes):
         args = list(good)
-        names = ["X", "rows", "T", "labels", "theta", "buffer", "scratch", "sizes", "acts", "lr", "beta"]
+        names = ["X", "rows", "T", "labels", "theta", "buffer", "scratch", "sizes", "acts", "lr", "beta", "update"]
         for name, value in changes.items():
             args[names.index(name)] = value
         return c.sgd_step(*args)
@@ -257,5 +288,5 @@ def test_the_c_function_checks_its_arguments():
         ro = theta.copy()
         ro.flags.writeable = False
         call(theta=ro)
-    with pytest.raises(TypeError, match="11 arguments"):
+    with pytest.raises(TypeError, match="12 arguments"):
         c.sgd_step(X)

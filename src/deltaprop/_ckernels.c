@@ -448,6 +448,7 @@ struct sgd_step {
     Py_ssize_t m, n_layers, widest, n_params, sizes[MAX_LAYERS + 1];
     int activations[MAX_LAYERS]; /* ACT_* of the hidden layers; the output layer is softmax */
     double lr, beta;
+    int update; /* θ ← θ − lr·buffer after the backward pass, or not (the caller's optimiser updates) */
 };
 
 #define REAL float
@@ -502,8 +503,9 @@ static int int_sequence(PyObject *obj, Py_ssize_t *out, Py_ssize_t max, Py_ssize
     return ok;
 }
 
-/* sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, lr, beta) -> (Σ t·ln o, correct):
- * one training step (see _sgd_step.h). rows and labels may be None; correct is -1 without labels. */
+/* sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, lr, beta, update) -> (Σ t·ln o, correct):
+ * one training step (see _sgd_step.h); the update only when update is true. rows and labels may be None; correct is
+ * -1 without labels. */
 static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     static const char *const names[] = {"X", "rows", "T", "labels", "theta", "buffer", "scratch"};
     Py_buffer v[7];
@@ -513,8 +515,8 @@ static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
     Py_ssize_t acts[MAX_LAYERS], n_acts, n_sizes;
     int64_t correct = 0;
     double sum_t_ln_o = 0.0;
-    if (nargs != 11) {
-        PyErr_Format(PyExc_TypeError, "sgd_step takes 11 arguments, got %zd", nargs);
+    if (nargs != 12) {
+        PyErr_Format(PyExc_TypeError, "sgd_step takes 12 arguments, got %zd", nargs);
         return NULL;
     }
     memset(&s, 0, sizeof s);
@@ -523,6 +525,7 @@ static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
     s.lr = PyFloat_AsDouble(args[9]);
     s.beta = PyFloat_AsDouble(args[10]);
     if (PyErr_Occurred()) return NULL;
+    if ((s.update = PyObject_IsTrue(args[11])) < 0) return NULL;
     s.n_layers = n_sizes - 1;
     if (s.n_layers < 1 || n_acts != s.n_layers - 1) {
         PyErr_SetString(PyExc_ValueError, "sgd_step: sizes needs 2 or more layer sizes, activations one per hidden layer");
@@ -633,8 +636,9 @@ static PyMethodDef methods[] = {
     {"axpy", (PyCFunction)(void (*)(void))axpy, METH_FASTCALL,
      "axpy(a, x, y) -> bool: y += a*x through BLAS; False if the arrays do not suit it."},
     {"sgd_step", (PyCFunction)(void (*)(void))sgd_step, METH_FASTCALL,
-     "sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, lr, beta) -> (sum of t*ln(o), "
-     "correct): one SGD training step of an MLP with a softmax cross-entropy output."},
+     "sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, lr, beta, update) -> (sum of "
+     "t*ln(o), correct): forward and backward pass of an MLP with a softmax cross-entropy output, the gradient "
+     "into buffer (buffer = beta*buffer + gradient), then theta -= lr*buffer if update."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -13,8 +13,9 @@
  *     output δ      δ_L = (o − t)/m                                  (softmax with cross-entropy)
  *     backward      b_W ← β·b_W + out_{i-1}ᵀ·δ_i,   b_b ← β·b_b + Σ_rows δ_i
  *                   δ_{i-1} = (δ_i·W_iᵀ) ⊙ f′_{i-1}                 (the weights before the update)
- *     update        θ ← θ − lr·b                                      (skipped when E is not finite)
- * where b is the momentum buffer (β = μ, 0 on the first step) or the gradient (β = 0, no momentum).
+ *     update        θ ← θ − lr·b                 (when asked for; skipped when E is not finite)
+ * where b is the momentum buffer (β = μ, 0 on the first step) or the gradient (β = 0: no momentum, or the caller's
+ * optimiser makes the update).
  */
 #define CAT_(name, suffix) name##_##suffix
 #define CAT(name, suffix) CAT_(name, suffix)
@@ -136,7 +137,7 @@ static double CAT(sgd_step, SUFFIX)(const struct sgd_step *s, int64_t *correct) 
             CAT(activation_backward, SUFFIX)(s->activations[i - 1], delta[i - 1], out[i - 1], m * n[i]);
         }
     }
-    if (isfinite(sum_t_ln_o)) AXPY(s->n_params, -(REAL)s->lr, buffer, 1, theta, 1); /* θ ← θ − lr·b */
+    if (s->update && isfinite(sum_t_ln_o)) AXPY(s->n_params, -(REAL)s->lr, buffer, 1, theta, 1); /* θ ← θ − lr·b */
     return sum_t_ln_o;
 }
 

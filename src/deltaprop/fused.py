@@ -22,12 +22,12 @@ no weight decay, NumPy arrays, trainable biases, no gradient clipping and no gra
 during such a run (the gradient goes straight into the momentum buffer).
 
 **The compiled step.** For a softmax cross-entropy classifier whose hidden layers use ReLU, sigmoid, tanh or the
-identity, the C extension (``deltaprop._ckernels``, built with BLAS calls) makes the whole step in one call:
-gather the batch's rows, the forward pass, E and the batch's correct predictions, the backward pass above, the
-update (:meth:`FusedSGD.compiled_step`). It computes what the NumPy path computes, in the same order except that
-every layer adds its bias inside the forward product; without the extension, for other layers or losses, with
-sample weights, or with ``trainer_options={"compiled_step": False}``, the NumPy path runs. The layers' ``net`` and
-``out`` are then not kept after a step (nothing reads them between steps).
+identity, the C extension makes the whole step in one call (:mod:`deltaprop.compiled_step`): gather the batch's
+rows, the forward pass, E and the batch's correct predictions, the backward pass above, the update
+(:meth:`FusedSGD.compiled_step`). It computes what the NumPy path computes, in the same order except that every
+layer adds its bias inside the forward product; without the extension, for other layers or losses, with sample
+weights, or with ``trainer_options={"compiled_step": False}``, the NumPy path runs. The layers' ``net`` and ``out``
+are then not kept after a step (nothing reads them between steps).
 
 >>> import numpy as np
 >>> from deltaprop import MLP, optim
@@ -35,10 +35,6 @@ sample weights, or with ``trainer_options={"compiled_step": False}``, the NumPy 
 >>> net = MLP([3, 4, 2], seed=0)
 >>> opt = optim.SGD(lr=0.1, momentum=0.9)
 >>> FusedSGD.for_network(net, opt) is not None
-True
->>> from deltaprop import native
->>> net = MLP([3, 4, 2], activation="relu", output_activation="softmax", loss="cross_entropy", seed=0)
->>> FusedSGD.for_network(net, opt).compiled == (native.available() and blas.available())
 True
 """
 
@@ -49,35 +45,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import blas, native
-from .activations import Identity, ReLU, Sigmoid, Softmax, Tanh
-from .losses import CrossEntropy
+from . import blas
+from .compiled_step import CompiledBackprop
 from .network import layer_views
 
 if TYPE_CHECKING:
     from .network import Network
 
 __all__ = ["FusedSGD"]
-
-#: hidden-layer activations the compiled step computes, and their codes in deltaprop._ckernels
-_COMPILED_ACTIVATIONS = {Identity: 0, ReLU: 1, Sigmoid: 2, Tanh: 3}
-_MAX_COMPILED_LAYERS = 64
-
-
-def _compiled_activation_codes(net: Network) -> list[int] | None:
-    """The codes of the hidden layers' activations when the compiled step can train ``net``, else None."""
-    c = native._c
-    routines = blas._get()
-    if c is None or not hasattr(c, "sgd_step") or routines is None or routines.direct is None:
-        return None  # no C extension, or it has no BLAS functions to call
-    if net.dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or len(net.layers) > _MAX_COMPILED_LAYERS:
-        return None
-    if type(net.loss_function) is not CrossEntropy or type(net.layers[-1].activation) is not Softmax:
-        return None
-    if net.n_outputs < 2:
-        return None
-    codes = [_COMPILED_ACTIVATIONS.get(type(layer.activation)) for layer in net.layers[:-1]]
-    return None if None in codes else [int(code) for code in codes if code is not None]
 
 
 class FusedSGD:
@@ -92,10 +67,9 @@ class FusedSGD:
         self._targets: list[tuple[np.ndarray, np.ndarray]] = []
         self._beta = 0.0
         self._lr = 0.0
-        self._codes = _compiled_activation_codes(net)
+        self._backprop = CompiledBackprop.for_network(net)
         #: True when :meth:`compiled_step` can make this network's steps
-        self.compiled = self._codes is not None
-        self._scratch: np.ndarray | None = None  # the compiled step's batch, out and δ of every layer
+        self.compiled = self._backprop is not None
 
     @classmethod
     def for_network(cls, net: Network, optimizer: Any) -> FusedSGD | None:
@@ -149,30 +123,9 @@ class FusedSGD:
         otherwise the parameters stay as they were (the momentum buffer has taken the batch's gradient, as on the
         NumPy path, where the loop stops before the update). Only when :attr:`compiled` is True.
         """
-        assert self._codes is not None and native._c is not None, "compiled_step() on a network it cannot train"
-        net = self.net
-        m = X.shape[0] if rows is None else rows.shape[0]
-        sizes = net.layer_sizes
-        needed = m * sizes[0] + max(sizes[1:]) + 2 * m * sum(sizes[1:])
-        if self._scratch is None or self._scratch.shape[0] < needed:
-            self._scratch = np.empty(needed, dtype=net.dtype)
+        assert self._backprop is not None, "compiled_step() on a network it cannot train"
         self.begin(state)
-        if labels is not None and labels.dtype != np.int64:
-            labels = labels.astype(np.int64)
-        sum_t_ln_o, correct = native._c.sgd_step(
-            X,
-            rows,
-            np.ascontiguousarray(T),
-            labels,
-            net.theta,
-            self._buffer,
-            self._scratch,
-            sizes,
-            self._codes,
-            self._lr,
-            self._beta,
-        )
-        loss = -sum_t_ln_o / m  # E = −Σ t·ln o / m
+        loss, correct = self._backprop.step(X, rows, T, labels, target=self._buffer, beta=self._beta, lr=self._lr)
         if math.isfinite(loss):
             state["step"] += 1
-        return loss, max(correct, 0)
+        return loss, correct

@@ -25,6 +25,7 @@ import numpy as np
 
 from .backend import is_foreign_array
 from .callbacks import Callback, EarlyStopping, StopAtLoss, StopWhenAllCorrect, TerminateOnNaN, TimeBudget
+from .compiled_step import CompiledBackprop
 from .fused import FusedSGD
 from .network import Network, _to_numpy, check_inputs
 
@@ -333,6 +334,18 @@ class Trainer:
                 if fused is not None and (fused_update or compiled or net.n_params >= FUSED_MIN_PARAMS):
                     self.fused = fused
                     self._compiled_step = compiled
+        # any other optimiser: the forward and backward pass in one C call into net.grad, then its own step
+        self._backprop: CompiledBackprop | None = None
+        if (
+            self.fused is None
+            and compiled_step is not False
+            and not self._foreign
+            and not self._compiled_epoch
+            and sample_weight is None
+            and shard is None
+        ):
+            self._backprop = CompiledBackprop.for_network(net)
+            self._compiled_step = self._backprop is not None
 
     def _init_numpy_buffers(
         self,
@@ -420,12 +433,14 @@ class Trainer:
             batch_loss = 0.0
             weight = float(hi - lo)  # these rows' weight in the batch mean: their number, or their sample weights
             compiled = self._compiled_step and hi > lo and not net._record
-            if compiled:  # the whole step in one C call: forward, loss, backward, update
-                assert self.fused is not None
+            if compiled:  # one C call: forward, loss, backward (and SGD's update)
                 source, rows = self._compiled_inputs(X, lo, hi)
-                batch_loss, correct = self.fused.compiled_step(
-                    source, rows, T[lo:hi], None if L is None else L[lo:hi], state
-                )
+                Lb = None if L is None else L[lo:hi]
+                if self.fused is not None:
+                    batch_loss, correct = self.fused.compiled_step(source, rows, T[lo:hi], Lb, state)
+                else:  # the gradient into net.grad; the optimiser updates below
+                    assert self._backprop is not None
+                    batch_loss, correct = self._backprop.step(source, rows, T[lo:hi], Lb)
                 self._epoch_correct += correct
             elif hi > lo:
                 Xb = self._batch_inputs(X, lo, hi)
@@ -903,7 +918,8 @@ def fit(
         trainer_options: extra keyword arguments of :class:`Trainer`: ``fused_update`` (None: SGD's update is made
             inside the backward pass for networks of ``FUSED_MIN_PARAMS`` parameters or more, or of any size when
             the compiled step applies, see :mod:`deltaprop.fused`; True: whenever it applies; False: never),
-            ``compiled_step`` (None: the whole SGD step in one C call when it applies; False: never), and
+            ``compiled_step`` (None: the forward and backward pass in one C call, with SGD's update too, when
+            it applies, see :mod:`deltaprop.compiled_step`; False: never), and
             ``shard``, ``grad_reduce``,
             ``metric_reduce``, ``stop_sync``, ``is_root``, which :func:`deltaprop.distributed.fit` sets.
     """

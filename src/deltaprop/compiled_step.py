@@ -1,0 +1,119 @@
+"""A training step's forward and backward pass in one call of the C extension (``deltaprop._ckernels.sgd_step``).
+
+A step of a NumPy MLP is some hundred Python-level calls: per layer a product, the bias, the activation, then the
+loss, δ, and per layer again the gradient products and f′. For a softmax cross-entropy classifier whose hidden
+layers use ReLU, sigmoid, tanh or the identity, the C function does all of it in one call with the GIL released
+(its maths is in ``src/deltaprop/_sgd_step.h``):
+
+    gather the batch's rows of X (by this epoch's order)
+    forward       net_i = out_{i-1}·W_i + b_i,  out_i = f_i(net_i),  o = softmax(net_L)      (BLAS gemm)
+    error         E = −(1/m) Σ t·ln o, and how many rows have their largest output at their label
+    backward      δ_L = (o − t)/m,  g_W = out_{i-1}ᵀ·δ_i,  g_b = Σ_rows δ_i,  δ_{i-1} = (δ_i·W_iᵀ) ⊙ f′_{i-1}
+
+and writes the gradient where it is told: ``net.grad`` (then any optimiser updates the weights, as after
+``net._backward``), or, for SGD, β·b + g into the momentum buffer and ``θ ← θ − lr·b`` in the same call
+(:class:`deltaprop.fused.FusedSGD`). The numbers are those of the NumPy path up to float rounding (for ReLU and
+linear layers they come out bit-identical in the tests: the same products, sums and order).
+
+It applies where the extension was built with BLAS (``deltaprop.blas`` found NumPy's OpenBLAS), for float32 and
+float64 networks of at most 64 layers with trainable biases; :class:`deltaprop.train.Trainer` uses it by default
+for batches without sample weights, ``trainer_options={"compiled_step": False}`` turns it off.
+
+>>> from deltaprop import MLP, blas, native
+>>> net = MLP([3, 4, 2], activation="relu", output_activation="softmax", loss="cross_entropy", seed=0)
+>>> (CompiledBackprop.for_network(net) is not None) == (native.available() and blas.available())
+True
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import blas, native
+from .activations import Identity, ReLU, Sigmoid, Softmax, Tanh
+from .losses import CrossEntropy
+
+if TYPE_CHECKING:
+    from .network import Network
+
+__all__ = ["CompiledBackprop"]
+
+#: hidden-layer activations the C step computes, and their codes in deltaprop._ckernels
+ACTIVATION_CODES = {Identity: 0, ReLU: 1, Sigmoid: 2, Tanh: 3}
+MAX_LAYERS = 64
+
+
+class CompiledBackprop:
+    """The forward and backward pass of one network in the C extension (see the module's docstring)."""
+
+    def __init__(self, net: Network, codes: list[int]) -> None:
+        self.net = net
+        self.codes = codes  # the hidden layers' activations
+        self._scratch: np.ndarray | None = None  # the gathered batch, out and δ of every layer
+
+    @classmethod
+    def for_network(cls, net: Network) -> CompiledBackprop | None:
+        """The compiled step for ``net``, or None where it does not apply (see the module's docstring)."""
+        c = native._c
+        routines = blas._get()
+        if c is None or not hasattr(c, "sgd_step") or routines is None or routines.direct is None:
+            return None  # no C extension, or it has no BLAS functions to call
+        theta = net.theta
+        if not isinstance(theta, np.ndarray) or not theta.flags.c_contiguous or not isinstance(net.grad, np.ndarray):
+            return None
+        if net.dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or len(net.layers) > MAX_LAYERS:
+            return None
+        if type(net.loss_function) is not CrossEntropy or type(net.layers[-1].activation) is not Softmax:
+            return None
+        if net.n_outputs < 2 or not all(layer.bias_trainable for layer in net.layers):
+            return None
+        codes = [ACTIVATION_CODES.get(type(layer.activation)) for layer in net.layers[:-1]]
+        if None in codes:
+            return None
+        return cls(net, [int(code) for code in codes if code is not None])
+
+    def step(
+        self,
+        X: np.ndarray,
+        rows: np.ndarray | None,
+        T: np.ndarray,
+        labels: np.ndarray | None,
+        *,
+        target: np.ndarray | None = None,
+        beta: float = 0.0,
+        lr: float | None = None,
+    ) -> tuple[float, int]:
+        """Forward and backward pass of one batch; returns (E of the batch, its number of correct predictions).
+
+        ``X`` holds the inputs and ``rows`` this batch's rows of it (int64; None: ``X`` is the batch), ``T`` the
+        batch's targets, ``labels`` its class indices (None: the count is 0). The gradient goes into ``target``
+        (default ``net.grad``) as ``target ← β·target + ∂E/∂θ``; with ``lr``, ``θ ← θ − lr·target`` follows when E
+        is finite (SGD; otherwise the weights stay as they were).
+        """
+        c = native._c
+        assert c is not None, "the C extension went away"
+        net = self.net
+        m = X.shape[0] if rows is None else rows.shape[0]
+        sizes = net.layer_sizes
+        needed = m * sizes[0] + max(sizes[1:]) + 2 * m * sum(sizes[1:])
+        if self._scratch is None or self._scratch.shape[0] < needed:
+            self._scratch = np.empty(needed, dtype=net.dtype)
+        if labels is not None and labels.dtype != np.int64:
+            labels = labels.astype(np.int64)
+        sum_t_ln_o, correct = c.sgd_step(
+            X,
+            rows,
+            np.ascontiguousarray(T),
+            labels,
+            net.theta,
+            net.grad if target is None else target,
+            self._scratch,
+            sizes,
+            self.codes,
+            0.0 if lr is None else lr,
+            beta,
+            lr is not None,
+        )
+        return -sum_t_ln_o / m, max(correct, 0)  # E = −Σ t·ln o / m
