@@ -84,6 +84,53 @@ def test_compiled_step_trains_as_the_numpy_paths(monkeypatch, dtype, activation,
     assert not np.array_equal(compiled.theta, _net(activation, dtype).theta)  # it trained
 
 
+OUTPUTS = [  # (output activation, loss, outputs, targets): every output the C step computes
+    ("sigmoid", "binary_cross_entropy", 1, "labels"),
+    ("sigmoid", "binary_cross_entropy", 3, "multi-label"),
+    ("identity", "squared_error", 2, "values"),
+    ("tanh", "mse", 2, "values"),
+    ("relu", "mse", 1, "values"),
+    ("sigmoid", "squared_error", 3, "labels"),  # the seed's classifier: sigmoid outputs, ½Σ(t − o)²
+]
+
+
+@pytest.mark.parametrize("output,loss,k,targets", OUTPUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_output_and_loss_trains_as_numpys_loop(monkeypatch, dtype, output, loss, k, targets):
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((203, 6)).astype(dtype)
+    y = {
+        "labels": rng.integers(0, max(k, 2), 203),
+        "multi-label": (rng.random((203, k)) < 0.4).astype(dtype),
+        "values": rng.standard_normal((203, k)).astype(dtype),
+    }[targets]
+    task = "classification" if targets == "labels" else "regression"
+    results = []
+    for compiled in (None, False):
+        calls = _uses_compiled_step(monkeypatch)
+        net = MLP([6, 16, 8, k], activation="tanh", output_activation=output, loss=loss, seed=3, dtype=dtype)
+        h = net.fit(X, y, epochs=3, batch_size=16, optimizer=optim.Adam(lr=0.01), seed=1, verbose=0, task=task,
+                    trainer_options={"compiled_step": compiled})  # fmt: skip
+        assert len(calls) == (3 * 13 if compiled is None else 0)
+        monkeypatch.undo()
+        results.append((net.theta.copy(), h))
+    (theta_c, h_c), (theta_n, h_n) = results
+    np.testing.assert_allclose(theta_c, theta_n, **TOL[dtype])
+    np.testing.assert_allclose(h_c.loss, h_n.loss, **TOL[dtype])
+    assert h_c.history.get("accuracy") == h_n.history.get("accuracy")
+    assert (targets == "labels") == ("accuracy" in h_c.history)
+
+
+def test_losses_and_activations_the_c_step_does_not_compute_stay_in_numpy():
+    for activation, output, loss in [
+        ("elu", "softmax", "cross_entropy"),
+        ("relu", "softplus", "squared_error"),
+        ("leaky_relu", "identity", "mse"),
+    ]:
+        net = MLP([4, 5, 3], activation=activation, output_activation=output, loss=loss, seed=0)
+        assert CompiledBackprop.for_network(net) is None
+
+
 @pytest.mark.parametrize(
     "make_optimizer",
     [
@@ -218,8 +265,8 @@ def test_which_networks_and_runs_take_the_compiled_step():
     assert FusedSGD.for_network(_net(), sgd).compiled
     assert FusedSGD.for_network(_net("sigmoid", np.float32), sgd).compiled
     assert not FusedSGD.for_network(_net("elu"), sgd).compiled  # an activation the C code does not compute
-    mse = MLP([4, 5, 3], activation="relu", loss="squared_error", seed=0)
-    assert not FusedSGD.for_network(mse, sgd).compiled
+    squared = MLP([4, 5, 3], activation="relu", loss="squared_error", seed=0)
+    assert FusedSGD.for_network(squared, sgd).compiled
     X, y = _data(n=32)
 
     def trainer(**kw):
@@ -247,13 +294,27 @@ def test_the_c_function_checks_its_arguments():
     theta, buffer = np.zeros(4 * 3 + 3 + 3 * 2 + 2), np.zeros(4 * 3 + 3 + 3 * 2 + 2)
     scratch = np.zeros(1000)
     rows = np.array([0, 5, 9], dtype=np.int64)
-    good = [X, rows, T, None, theta, buffer, scratch, [4, 3, 2], [1], 0.1, 0.0, True]
+    good = [X, rows, T, None, theta, buffer, scratch, [4, 3, 2], [1, 0], 0, 0.1, 0.0, True]
     loss, correct = c.sgd_step(*good)
-    assert loss == 0.0 and correct == -1  # T = 0: Σ t·ln o = 0; no labels: no count
+    assert loss == 0.0 and correct == -1  # T = 0: E = −Σ t·ln o = 0; no labels: no count
 
     def call(**changes):
         args = list(good)
-        names = ["X", "rows", "T", "labels", "theta", "buffer", "scratch", "sizes", "acts", "lr", "beta", "update"]
+        names = [
+            "X",
+            "rows",
+            "T",
+            "labels",
+            "theta",
+            "buffer",
+            "scratch",
+            "sizes",
+            "acts",
+            "loss",
+            "lr",
+            "beta",
+            "update",
+        ]
         for name, value in changes.items():
             args[names.index(name)] = value
         return c.sgd_step(*args)
@@ -276,10 +337,12 @@ def test_the_c_function_checks_its_arguments():
         call(theta=np.zeros(5))
     with pytest.raises(ValueError, match="scratch must hold at least"):
         call(scratch=np.zeros(10))
-    with pytest.raises(ValueError, match="one per hidden layer"):
-        call(acts=[1, 1])
+    with pytest.raises(ValueError, match="one per layer"):
+        call(acts=[1])
     with pytest.raises(ValueError, match="unknown activation code 7"):
-        call(acts=[7])
+        call(acts=[7, 0])
+    with pytest.raises(ValueError, match="unknown loss code 4"):
+        call(loss=4)
     with pytest.raises(ValueError, match="non-negative integers"):
         call(sizes=[4, -3, 2])
     with pytest.raises(ValueError, match="at least 1"):
@@ -288,5 +351,5 @@ def test_the_c_function_checks_its_arguments():
         ro = theta.copy()
         ro.flags.writeable = False
         call(theta=ro)
-    with pytest.raises(TypeError, match="12 arguments"):
+    with pytest.raises(TypeError, match="13 arguments"):
         c.sgd_step(X)

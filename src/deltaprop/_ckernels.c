@@ -1,7 +1,7 @@
 /* The elementwise work of a training step, compiled: ReLU forward and backward, softmax, cross-entropy, the Adam
  * update; and the check for NaN or infinite numbers that fit makes over the whole input before training. BLAS
- * calls without ctypes (gemm, axpy), and with them the whole SGD step of a softmax classifier in one call
- * (sgd_step; its maths is in _sgd_step.h; deltaprop.fused uses it).
+ * calls without ctypes (gemm, axpy), and with them the forward and backward pass of an MLP (and SGD's update) in
+ * one call (sgd_step; its maths is in _sgd_step.h; deltaprop.compiled_step uses it).
  *
  * Each of these is a single pass over a small array (a 128 x 512 batch of a hidden layer is 256 KB), where a
  * NumPy expression costs one call and often a temporary per operator. deltaprop.native calls these functions
@@ -431,6 +431,7 @@ static PyObject *axpy(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
 
 /* The whole SGD step (_sgd_step.h), for the layers deltaprop.fused hands to it. */
 enum { ACT_IDENTITY = 0, ACT_RELU = 1, ACT_SIGMOID = 2, ACT_TANH = 3 };
+enum { LOSS_SOFTMAX_CE = 0, LOSS_SIGMOID_BCE = 1, LOSS_SQUARED_ERROR = 2, LOSS_MSE = 3 };
 #define MAX_LAYERS 64
 #if defined(__GNUC__) || defined(__clang__)
 #define NOINLINE __attribute__((noinline))
@@ -446,7 +447,8 @@ struct sgd_step {
     void *theta, *buffer;   /* the parameters and the momentum (or gradient) buffer, n_params each */
     void *scratch;          /* m·sizes[0] + widest + 2·m·Σ sizes[1..L] numbers */
     Py_ssize_t m, n_layers, widest, n_params, sizes[MAX_LAYERS + 1];
-    int activations[MAX_LAYERS]; /* ACT_* of the hidden layers; the output layer is softmax */
+    int activations[MAX_LAYERS]; /* ACT_* of every layer (the output's is used with squared error and mse) */
+    int loss;                    /* LOSS_*: the output layer's activation and loss */
     double lr, beta;
     int update; /* θ ← θ − lr·buffer after the backward pass, or not (the caller's optimiser updates) */
 };
@@ -458,6 +460,8 @@ struct sgd_step {
 #define EXP expf
 #define LOG logf
 #define TANH tanhf
+#define LOG1P log1pf
+#define FABS fabsf
 #include "_sgd_step.h"
 #undef REAL
 #undef SUFFIX
@@ -466,6 +470,8 @@ struct sgd_step {
 #undef EXP
 #undef LOG
 #undef TANH
+#undef LOG1P
+#undef FABS
 #define REAL double
 #define SUFFIX f64
 #define GEMM dgemm_ptr
@@ -473,6 +479,8 @@ struct sgd_step {
 #define EXP exp
 #define LOG log
 #define TANH tanh
+#define LOG1P log1p
+#define FABS fabs
 #include "_sgd_step.h"
 
 /* 1 when a buffer holds 64-bit integers (native byte order) */
@@ -503,7 +511,7 @@ static int int_sequence(PyObject *obj, Py_ssize_t *out, Py_ssize_t max, Py_ssize
     return ok;
 }
 
-/* sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, lr, beta, update) -> (Σ t·ln o, correct):
+/* sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, loss, lr, beta, update) -> (E, correct):
  * one training step (see _sgd_step.h); the update only when update is true. rows and labels may be None; correct is
  * -1 without labels. */
 static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -514,21 +522,27 @@ static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
     struct sgd_step s;
     Py_ssize_t acts[MAX_LAYERS], n_acts, n_sizes;
     int64_t correct = 0;
-    double sum_t_ln_o = 0.0;
-    if (nargs != 12) {
-        PyErr_Format(PyExc_TypeError, "sgd_step takes 12 arguments, got %zd", nargs);
+    double E = 0.0;
+    if (nargs != 13) {
+        PyErr_Format(PyExc_TypeError, "sgd_step takes 13 arguments, got %zd", nargs);
         return NULL;
     }
     memset(&s, 0, sizeof s);
     if (!int_sequence(args[7], s.sizes, MAX_LAYERS + 1, &n_sizes, "sizes")) return NULL;
     if (!int_sequence(args[8], acts, MAX_LAYERS, &n_acts, "activations")) return NULL;
-    s.lr = PyFloat_AsDouble(args[9]);
-    s.beta = PyFloat_AsDouble(args[10]);
+    long loss = PyLong_AsLong(args[9]);
+    s.lr = PyFloat_AsDouble(args[10]);
+    s.beta = PyFloat_AsDouble(args[11]);
     if (PyErr_Occurred()) return NULL;
-    if ((s.update = PyObject_IsTrue(args[11])) < 0) return NULL;
+    if ((s.update = PyObject_IsTrue(args[12])) < 0) return NULL;
+    if (loss < LOSS_SOFTMAX_CE || loss > LOSS_MSE) {
+        PyErr_Format(PyExc_ValueError, "sgd_step: unknown loss code %ld", loss);
+        return NULL;
+    }
+    s.loss = (int)loss;
     s.n_layers = n_sizes - 1;
-    if (s.n_layers < 1 || n_acts != s.n_layers - 1) {
-        PyErr_SetString(PyExc_ValueError, "sgd_step: sizes needs 2 or more layer sizes, activations one per hidden layer");
+    if (s.n_layers < 1 || n_acts != s.n_layers) {
+        PyErr_SetString(PyExc_ValueError, "sgd_step: sizes needs 2 or more layer sizes, activations one per layer");
         return NULL;
     }
     for (Py_ssize_t i = 0; i < n_sizes; i++) {
@@ -607,14 +621,14 @@ static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
     s.buffer = v[5].buf;
     s.scratch = v[6].buf;
     Py_BEGIN_ALLOW_THREADS
-    sum_t_ln_o = kind == F32 ? sgd_step_f32(&s, &correct) : sgd_step_f64(&s, &correct);
+    E = kind == F32 ? sgd_step_f32(&s, &correct) : sgd_step_f64(&s, &correct);
     Py_END_ALLOW_THREADS
     ok = 1;
 done:
     for (int i = 0; i < 7; i++)
         if (held[i]) PyBuffer_Release(&v[i]);
     if (!ok) return NULL;
-    return Py_BuildValue("(dL)", sum_t_ln_o, (long long)(s.labels != NULL ? correct : -1));
+    return Py_BuildValue("(dL)", E, (long long)(s.labels != NULL ? correct : -1));
 }
 
 static PyMethodDef methods[] = {
@@ -636,9 +650,9 @@ static PyMethodDef methods[] = {
     {"axpy", (PyCFunction)(void (*)(void))axpy, METH_FASTCALL,
      "axpy(a, x, y) -> bool: y += a*x through BLAS; False if the arrays do not suit it."},
     {"sgd_step", (PyCFunction)(void (*)(void))sgd_step, METH_FASTCALL,
-     "sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, lr, beta, update) -> (sum of "
-     "t*ln(o), correct): forward and backward pass of an MLP with a softmax cross-entropy output, the gradient "
-     "into buffer (buffer = beta*buffer + gradient), then theta -= lr*buffer if update."},
+     "sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, loss, lr, beta, update) -> (E, "
+     "correct): forward and backward pass of an MLP, the gradient into buffer (buffer = beta*buffer + gradient), "
+     "then theta -= lr*buffer if update."},
     {NULL, NULL, 0, NULL},
 };
 

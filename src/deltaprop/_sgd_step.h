@@ -4,13 +4,13 @@
  * _ckernels.c includes this file twice, once per float type, with these defined:
  *     REAL    float or double          SUFFIX  f32 or f64 (names the functions)
  *     GEMM    the CBLAS ?gemm pointer  AXPY    the CBLAS ?axpy pointer
- *     EXP, LOG, TANH                   the libm functions of REAL
- * and with struct sgd_step (the arrays and sizes, checked by the caller) and the ACT_* codes.
+ *     EXP, LOG, LOG1P, TANH, FABS      the libm functions of REAL
+ * and with struct sgd_step (the arrays and sizes, checked by the caller) and the ACT_* and LOSS_* codes.
  *
  * The maths is deltaprop.fused's (PyTorch's SGD with momentum μ, the gradient of the batch-mean loss):
- *     forward       net_i = out_{i-1}·W_i + b_i,   out_i = f_i(net_i),   o = softmax(net_L)
- *     error         E = −(1/m) Σ t·ln o
- *     output δ      δ_L = (o − t)/m                                  (softmax with cross-entropy)
+ *     forward       net_i = out_{i-1}·W_i + b_i,   out_i = f_i(net_i)
+ *     error         E and δ_L = ∂E/∂net_L for softmax + cross-entropy, sigmoid + binary cross-entropy (both
+ *                   δ_L = (o − t)/m), or squared error / mse on any of the activations (output_layer below)
  *     backward      b_W ← β·b_W + out_{i-1}ᵀ·δ_i,   b_b ← β·b_b + Σ_rows δ_i
  *                   δ_{i-1} = (δ_i·W_iᵀ) ⊙ f′_{i-1}                 (the weights before the update)
  *     update        θ ← θ − lr·b                 (when asked for; skipped when E is not finite)
@@ -49,37 +49,76 @@ static void CAT(activation_backward, SUFFIX)(int f, REAL *g, const REAL *o, Py_s
     }
 }
 
-/* Softmax of each row of net (m × k) with cross-entropy against t: δ = (o − t)/m, the number of rows whose largest
- * output is at their label (when labels is not NULL), and Σ t·ln o summed in double (ln o = (net − max) − ln Σ). */
-static double CAT(softmax_cross_entropy, SUFFIX)(const REAL *net, const REAL *t, const int64_t *labels, REAL *delta,
-                                                 Py_ssize_t m, Py_ssize_t k, int64_t *correct) {
-    double sum_t_ln_o = 0.0;
-    for (Py_ssize_t r = 0; r < m; r++) {
-        const REAL *z = net + r * k, *tr = t + r * k;
-        REAL *d = delta + r * k;
-        REAL max = z[0];
+/* How many rows of the outputs o (m × k) name their label: the first largest output (the first NaN, as np.argmax),
+ * or for one output o > 0.5 (deltaprop.network.Network._class_index) */
+static int64_t CAT(count_correct, SUFFIX)(const REAL *o, const int64_t *labels, Py_ssize_t m, Py_ssize_t k) {
+    int64_t correct = 0;
+    for (Py_ssize_t r = 0; labels != NULL && r < m; r++) {
+        const REAL *row = o + r * k;
         Py_ssize_t argmax = 0;
-        for (Py_ssize_t j = 1; j < k && max == max; j++) /* the first largest, or the first NaN, as np.argmax */
-            if (z[j] > max || z[j] != z[j]) {
-                max = z[j];
-                argmax = j;
-            }
-        if (labels != NULL && argmax == labels[r]) (*correct)++;
-        REAL sum = 0;
-        for (Py_ssize_t j = 0; j < k; j++) {
-            d[j] = EXP(z[j] - max);
-            sum += d[j];
+        if (k == 1) {
+            argmax = row[0] > (REAL)0.5;
+        } else {
+            REAL max = row[0];
+            for (Py_ssize_t j = 1; j < k && max == max; j++)
+                if (row[j] > max || row[j] != row[j]) {
+                    max = row[j];
+                    argmax = j;
+                }
         }
-        REAL ln_sum = LOG(sum);
-        for (Py_ssize_t j = 0; j < k; j++) {
-            if (tr[j] != 0) sum_t_ln_o += (double)(tr[j] * ((z[j] - max) - ln_sum));
-            d[j] = (d[j] / sum - tr[j]) / (REAL)m; /* δ_L = (o − t)/m */
-        }
+        correct += argmax == labels[r];
     }
-    return sum_t_ln_o;
+    return correct;
 }
 
-/* The step. Returns Σ t·ln o over the batch (E = −that/m) and adds to *correct. */
+/* The output layer: from net (m × k, in out), the outputs o (into out), E of the batch (the loss's own formula,
+ * summed in double) and δ_L = ∂E/∂net_L (into delta). */
+static double CAT(output_layer, SUFFIX)(int loss, int f, REAL *out, const REAL *t, REAL *delta, Py_ssize_t m,
+                                        Py_ssize_t k) {
+    double sum = 0.0;
+    if (loss == LOSS_SOFTMAX_CE) { /* o = softmax(net), E = −(1/m) Σ t·ln o, δ = (o − t)/m */
+        for (Py_ssize_t r = 0; r < m; r++) {
+            REAL *z = out + r * k, *d = delta + r * k;
+            const REAL *tr = t + r * k;
+            REAL max = z[0], total = 0;
+            for (Py_ssize_t j = 1; j < k; j++)
+                if (z[j] > max || z[j] != z[j]) max = z[j];
+            for (Py_ssize_t j = 0; j < k; j++) {
+                d[j] = EXP(z[j] - max);
+                total += d[j];
+            }
+            REAL ln_total = LOG(total);
+            for (Py_ssize_t j = 0; j < k; j++) {
+                if (tr[j] != 0) sum -= (double)(tr[j] * ((z[j] - max) - ln_total)); /* ln o = (net − max) − ln Σ */
+                z[j] = d[j] / total;
+                d[j] = (z[j] - tr[j]) / (REAL)m;
+            }
+        }
+        return sum / (double)m;
+    }
+    if (loss == LOSS_SIGMOID_BCE) { /* o = σ(net), E = (1/m) Σ softplus(net) − t·net, δ = (o − t)/m */
+        for (Py_ssize_t j = 0; j < m * k; j++) {
+            REAL z = out[j];
+            sum += (double)((z > 0 ? z : 0) - t[j] * z + LOG1P(EXP(-FABS(z)))); /* softplus(z) − t·z, stably */
+            out[j] = (TANH(z * (REAL)0.5) + 1) * (REAL)0.5;
+            delta[j] = (out[j] - t[j]) / (REAL)m;
+        }
+        return sum / (double)m;
+    }
+    /* squared error: o = f(net), E = (1/m) Σ ½(t − o)², δ = ((o − t)/m) ⊙ f′; mse: E = Σ (t − o)²/(m·k),
+     * δ = (o − t)·2/(m·k) ⊙ f′ */
+    CAT(activate, SUFFIX)(f, out, out, m * k);
+    REAL scale = (REAL)(2.0 / ((double)m * (double)k));
+    for (Py_ssize_t j = 0; j < m * k; j++) {
+        REAL diff = t[j] - out[j];
+        sum += (double)(diff * diff);
+        delta[j] = loss == LOSS_SQUARED_ERROR ? (out[j] - t[j]) / (REAL)m : (out[j] - t[j]) * scale;
+    }
+    CAT(activation_backward, SUFFIX)(f, delta, out, m * k);
+    return loss == LOSS_SQUARED_ERROR ? 0.5 * sum / (double)m : sum / ((double)m * (double)k);
+}
+
+/* The step. Returns E of the batch and adds the number of correct predictions to *correct. */
 static double CAT(sgd_step, SUFFIX)(const struct sgd_step *s, int64_t *correct) {
     const Py_ssize_t m = s->m, L = s->n_layers, *n = s->sizes;
     REAL *W[MAX_LAYERS], *b[MAX_LAYERS], *bW[MAX_LAYERS], *bb[MAX_LAYERS]; /* θ's and the buffer's views */
@@ -116,8 +155,8 @@ static double CAT(sgd_step, SUFFIX)(const struct sgd_step *s, int64_t *correct) 
         if (i < L - 1) CAT(activate, SUFFIX)(s->activations[i], out[i], out[i], m * n[i + 1]); /* in place */
         below = out[i];
     }
-    double sum_t_ln_o =
-        CAT(softmax_cross_entropy, SUFFIX)(out[L - 1], s->T, s->labels, delta[L - 1], m, n[L], correct);
+    double E = CAT(output_layer, SUFFIX)(s->loss, s->activations[L - 1], out[L - 1], s->T, delta[L - 1], m, n[L]);
+    *correct += CAT(count_correct, SUFFIX)(out[L - 1], s->labels, m, n[L]);
 
     REAL beta = (REAL)s->beta;
     for (Py_ssize_t i = L - 1; i >= 0; i--) { /* backward, from the output layer down */
@@ -137,8 +176,8 @@ static double CAT(sgd_step, SUFFIX)(const struct sgd_step *s, int64_t *correct) 
             CAT(activation_backward, SUFFIX)(s->activations[i - 1], delta[i - 1], out[i - 1], m * n[i]);
         }
     }
-    if (s->update && isfinite(sum_t_ln_o)) AXPY(s->n_params, -(REAL)s->lr, buffer, 1, theta, 1); /* θ ← θ − lr·b */
-    return sum_t_ln_o;
+    if (s->update && isfinite(E)) AXPY(s->n_params, -(REAL)s->lr, buffer, 1, theta, 1); /* θ ← θ − lr·b */
+    return E;
 }
 
 #undef CAT

@@ -1,14 +1,15 @@
 """A training step's forward and backward pass in one call of the C extension (``deltaprop._ckernels.sgd_step``).
 
 A step of a NumPy MLP is some hundred Python-level calls: per layer a product, the bias, the activation, then the
-loss, δ, and per layer again the gradient products and f′. For a softmax cross-entropy classifier whose hidden
-layers use ReLU, sigmoid, tanh or the identity, the C function does all of it in one call with the GIL released
-(its maths is in ``src/deltaprop/_sgd_step.h``):
+loss, δ, and per layer again the gradient products and f′. For an MLP whose layers use ReLU, sigmoid, tanh or the
+identity, with softmax + cross-entropy, sigmoid + binary cross-entropy, or squared error / mse on the output, the
+C function does all of it in one call with the GIL released (its maths is in ``src/deltaprop/_sgd_step.h``):
 
     gather the batch's rows of X (by this epoch's order)
-    forward       net_i = out_{i-1}·W_i + b_i,  out_i = f_i(net_i),  o = softmax(net_L)      (BLAS gemm)
-    error         E = −(1/m) Σ t·ln o, and how many rows have their largest output at their label
-    backward      δ_L = (o − t)/m,  g_W = out_{i-1}ᵀ·δ_i,  g_b = Σ_rows δ_i,  δ_{i-1} = (δ_i·W_iᵀ) ⊙ f′_{i-1}
+    forward       net_i = out_{i-1}·W_i + b_i,  out_i = f_i(net_i)                          (BLAS gemm)
+    error         E of the batch, δ_L = ∂E/∂net_L (softmax/sigmoid with cross-entropy: (o − t)/m), and how many
+                  rows name their label (largest output; o > 0.5 for one output)
+    backward      g_W = out_{i-1}ᵀ·δ_i,  g_b = Σ_rows δ_i,  δ_{i-1} = (δ_i·W_iᵀ) ⊙ f′_{i-1}
 
 and writes the gradient where it is told: ``net.grad`` (then any optimiser updates the weights, as after
 ``net._backward``), or, for SGD, β·b + g into the momentum buffer and ``θ ← θ − lr·b`` in the same call
@@ -16,7 +17,8 @@ and writes the gradient where it is told: ``net.grad`` (then any optimiser updat
 linear layers they come out bit-identical in the tests: the same products, sums and order).
 
 It applies where the extension was built with BLAS (``deltaprop.blas`` found NumPy's OpenBLAS), for float32 and
-float64 networks of at most 64 layers with trainable biases; :class:`deltaprop.train.Trainer` uses it by default
+float64 networks of at most 64 layers with trainable biases and those activations and losses (not LeakyReLU, ELU,
+Softplus); :class:`deltaprop.train.Trainer` uses it by default
 for batches without sample weights, ``trainer_options={"compiled_step": False}`` turns it off.
 
 >>> from deltaprop import MLP, blas, native
@@ -33,24 +35,27 @@ import numpy as np
 
 from . import blas, native
 from .activations import Identity, ReLU, Sigmoid, Softmax, Tanh
-from .losses import CrossEntropy
+from .losses import MSE, BinaryCrossEntropy, CrossEntropy, SquaredError
 
 if TYPE_CHECKING:
     from .network import Network
 
 __all__ = ["CompiledBackprop"]
 
-#: hidden-layer activations the C step computes, and their codes in deltaprop._ckernels
+#: activations the C step computes, and their codes in deltaprop._ckernels
 ACTIVATION_CODES = {Identity: 0, ReLU: 1, Sigmoid: 2, Tanh: 3}
+#: losses (with the output activation they need, or None: any of ACTIVATION_CODES) and their codes
+LOSS_CODES = {CrossEntropy: (0, Softmax), BinaryCrossEntropy: (1, Sigmoid), SquaredError: (2, None), MSE: (3, None)}
 MAX_LAYERS = 64
 
 
 class CompiledBackprop:
     """The forward and backward pass of one network in the C extension (see the module's docstring)."""
 
-    def __init__(self, net: Network, codes: list[int]) -> None:
+    def __init__(self, net: Network, codes: list[int], loss: int) -> None:
         self.net = net
-        self.codes = codes  # the hidden layers' activations
+        self.codes = codes  # every layer's activation (the output's: see LOSS_CODES)
+        self.loss = loss
         self._scratch: np.ndarray | None = None  # the gathered batch, out and δ of every layer
 
     @classmethod
@@ -65,14 +70,19 @@ class CompiledBackprop:
             return None
         if net.dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or len(net.layers) > MAX_LAYERS:
             return None
-        if type(net.loss_function) is not CrossEntropy or type(net.layers[-1].activation) is not Softmax:
+        if not all(layer.bias_trainable for layer in net.layers):
             return None
-        if net.n_outputs < 2 or not all(layer.bias_trainable for layer in net.layers):
+        loss, output = LOSS_CODES.get(type(net.loss_function), (None, None))
+        last = type(net.layers[-1].activation)
+        if loss is None or (output is not None and last is not output):
+            return None  # another loss, or cross-entropy on another output than its own
+        if last is Softmax and net.n_outputs < 2:
             return None
         codes = [ACTIVATION_CODES.get(type(layer.activation)) for layer in net.layers[:-1]]
+        codes.append(0 if last is Softmax else ACTIVATION_CODES.get(last))
         if None in codes:
             return None
-        return cls(net, [int(code) for code in codes if code is not None])
+        return cls(net, [int(code) for code in codes if code is not None], loss)
 
     def step(
         self,
@@ -102,7 +112,7 @@ class CompiledBackprop:
             self._scratch = np.empty(needed, dtype=net.dtype)
         if labels is not None and labels.dtype != np.int64:
             labels = labels.astype(np.int64)
-        sum_t_ln_o, correct = c.sgd_step(
+        loss, correct = c.sgd_step(
             X,
             rows,
             np.ascontiguousarray(T),
@@ -112,8 +122,9 @@ class CompiledBackprop:
             self._scratch,
             sizes,
             self.codes,
+            self.loss,
             0.0 if lr is None else lr,
             beta,
             lr is not None,
         )
-        return -sum_t_ln_o / m, max(correct, 0)  # E = −Σ t·ln o / m
+        return loss, max(correct, 0)

@@ -21,8 +21,8 @@ no weight decay, NumPy arrays, trainable biases, no gradient clipping and no gra
 ``fit(..., trainer_options={"fused_update": False})`` turns it off. With momentum, ``net.grad`` is not filled
 during such a run (the gradient goes straight into the momentum buffer).
 
-**The compiled step.** For a softmax cross-entropy classifier whose hidden layers use ReLU, sigmoid, tanh or the
-identity, the C extension makes the whole step in one call (:mod:`deltaprop.compiled_step`): gather the batch's
+**The compiled step.** Where :mod:`deltaprop.compiled_step` applies (ReLU, sigmoid, tanh or linear layers with
+cross-entropy, squared error or mse), the C extension makes the whole step in one call: gather the batch's
 rows, the forward pass, E and the batch's correct predictions, the backward pass above, the update
 (:meth:`FusedSGD.compiled_step`). It computes what the NumPy path computes, in the same order except that every
 layer adds its bias inside the forward product; without the extension, for other layers or losses, with sample
