@@ -353,3 +353,19 @@ def test_the_c_function_checks_its_arguments():
         call(theta=ro)
     with pytest.raises(TypeError, match="13 arguments"):
         c.sgd_step(X)
+
+
+def test_the_compiled_step_keeps_one_copy_of_the_batch():
+    # the C code gathers the shuffled batch into its own scratch: the trainer's batch buffer is never allocated
+    # (with a full batch that would be a second copy of X)
+    X, y = _data(n=64)
+    for compiled in (None, False):
+        trainer = Trainer(
+            _net(), X, np.eye(3)[y], labels=y, optimizer=optim.Adam(), batch_size=64, shuffle=True,
+            rng=np.random.default_rng(0), validation=None, callbacks=[], compiled_step=compiled,
+        )  # fmt: skip
+        trainer.run(1)
+        assert (trainer._X_batch is None) == (compiled is None)
+        if compiled is None:
+            scratch = trainer._backprop._scratch
+            assert scratch.size == 64 * 6 + 16 + 2 * 64 * (16 + 8 + 3)  # the batch, Σδ of the widest layer, out and δ

@@ -445,7 +445,7 @@ struct sgd_step {
     const void *T;          /* the batch's targets (m × sizes[L]) */
     const int64_t *labels;  /* the batch's class indices (m), or NULL */
     void *theta, *buffer;   /* the parameters and the momentum (or gradient) buffer, n_params each */
-    void *scratch;          /* m·sizes[0] + widest + 2·m·Σ sizes[1..L] numbers */
+    void *scratch;          /* (m·sizes[0] with rows) + widest + 2·m·Σ sizes[1..L] numbers */
     Py_ssize_t m, n_layers, widest, n_params, sizes[MAX_LAYERS + 1];
     int activations[MAX_LAYERS]; /* ACT_* of every layer (the output's is used with squared error and mse) */
     int loss;                    /* LOSS_*: the output layer's activation and loss */
@@ -594,7 +594,7 @@ static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
                                           "per example, theta and buffer every parameter");
         goto done;
     }
-    Py_ssize_t needed = s.m * s.sizes[0] + s.widest;
+    Py_ssize_t needed = (held[1] ? s.m * s.sizes[0] : 0) + s.widest; /* the gathered batch when rows are given */
     for (Py_ssize_t i = 1; i < n_sizes; i++) needed += 2 * s.m * s.sizes[i];
     if (count(&v[6]) < needed) {
         PyErr_Format(PyExc_ValueError, "sgd_step: scratch must hold at least %zd numbers", needed);

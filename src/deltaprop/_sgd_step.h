@@ -133,19 +133,19 @@ static double CAT(sgd_step, SUFFIX)(const struct sgd_step *s, int64_t *correct) 
         bb[i] = buffer + at;
         at += n[i + 1];
     }
-    REAL *x = scratch, *db = scratch + m * n[0]; /* the gathered batch; Σ_rows δ of one layer */
-    REAL *next = db + s->widest;
+    REAL *x = (REAL *)s->X, *next = scratch;
+    if (s->rows != NULL) { /* this batch's rows of X, in this epoch's order, into the scratch's first m rows */
+        x = next;
+        next += m * n[0];
+        const REAL *X = s->X;
+        for (Py_ssize_t r = 0; r < m; r++) memcpy(x + r * n[0], X + s->rows[r] * n[0], n[0] * sizeof(REAL));
+    }
+    REAL *db = next; /* Σ_rows δ of one layer */
+    next += s->widest;
     for (Py_ssize_t i = 0; i < L; i++) {
         out[i] = next;
         delta[i] = next + m * n[i + 1];
         next += 2 * m * n[i + 1];
-    }
-
-    const REAL *X = s->X;
-    if (s->rows != NULL) { /* this batch's rows, in this epoch's order */
-        for (Py_ssize_t r = 0; r < m; r++) memcpy(x + r * n[0], X + s->rows[r] * n[0], n[0] * sizeof(REAL));
-    } else {
-        x = (REAL *)X;
     }
 
     const REAL *below = x; /* forward: net_i = out_{i-1}·W_i + b_i, the bias put in first and added by the product */

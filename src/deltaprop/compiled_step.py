@@ -107,7 +107,7 @@ class CompiledBackprop:
         net = self.net
         m = X.shape[0] if rows is None else rows.shape[0]
         sizes = net.layer_sizes
-        needed = m * sizes[0] + max(sizes[1:]) + 2 * m * sum(sizes[1:])
+        needed = (0 if rows is None else m * sizes[0]) + max(sizes[1:]) + 2 * m * sum(sizes[1:])  # (gathered X)
         if self._scratch is None or self._scratch.shape[0] < needed:
             self._scratch = np.empty(needed, dtype=net.dtype)
         if labels is not None and labels.dtype != np.int64:

@@ -293,7 +293,7 @@ class Trainer:
         self._X_batch: Any
         if self._foreign:
             self._T_epoch, self._L_epoch, self._W_epoch = T, labels, sample_weight
-            self._X_batch = None
+            self._X_batch, self._gather = None, False
         else:
             self._init_numpy_buffers(X, T, labels, sample_weight, shuffle, batch_size)
         self.window = max(batch_size, STREAM_WINDOW_ROWS)
@@ -362,8 +362,9 @@ class Trainer:
         self._W_epoch = (
             (np.empty_like(sample_weight) if shuffle else sample_weight) if sample_weight is not None else None
         )
-        gather = shuffle or self.streaming or X.dtype != net.dtype
-        self._X_batch = np.empty((batch_size, X.shape[1]), dtype=net.dtype) if gather else None
+        # the batch buffer (allocated at its first use: the compiled step gathers into its own)
+        self._gather = shuffle or self.streaming or X.dtype != net.dtype
+        self._X_batch = None
 
     def release(self) -> None:
         """Drop the epoch buffers and the last batch kept by the layers (the trainer and its callbacks refer to each
@@ -527,6 +528,8 @@ class Trainer:
 
     def _batch_inputs(self, X: np.ndarray, lo: int, hi: int) -> np.ndarray:
         """Rows lo..hi of this epoch's order, gathered into the batch buffer (a plain slice when not shuffled)."""
+        if not self._foreign and self._X_batch is None and self._gather:
+            self._X_batch = np.empty((self.batch_size, X.shape[1]), dtype=self.net.dtype)
         buf = self._X_batch
         if self._foreign:  # another library: a slice, or xp.take of this epoch's rows
             if self.perm is None or not self.shuffle:
