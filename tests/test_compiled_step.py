@@ -282,6 +282,9 @@ def test_which_networks_and_runs_take_the_compiled_step():
         forward_backward = trainer(**kw)  # forward and backward compiled, the optimiser's own step after
         assert forward_backward._compiled_step and forward_backward.fused is None
     assert not trainer(optimizer=optim.Adam(), compiled_step=False)._compiled_step
+    # a process of a distributed run: its share of each batch, compiled; grad_reduce then averages net.grad
+    distributed = trainer(shard=(1, 2), grad_reduce=lambda grad, weight: weight)
+    assert distributed._compiled_step and distributed.fused is None
     frozen = _net()
     frozen.freeze_biases()
     assert CompiledBackprop.for_network(frozen) is None

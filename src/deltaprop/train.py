@@ -334,7 +334,8 @@ class Trainer:
                 if fused is not None and (fused_update or compiled or net.n_params >= FUSED_MIN_PARAMS):
                     self.fused = fused
                     self._compiled_step = compiled
-        # any other optimiser: the forward and backward pass in one C call into net.grad, then its own step
+        # any other optimiser (or a distributed run: grad_reduce then averages net.grad over the processes): the
+        # forward and backward pass in one C call into net.grad, then the optimiser's own step
         self._backprop: CompiledBackprop | None = None
         if (
             self.fused is None
@@ -342,7 +343,6 @@ class Trainer:
             and not self._foreign
             and not self._compiled_epoch
             and sample_weight is None
-            and shard is None
         ):
             self._backprop = CompiledBackprop.for_network(net)
             self._compiled_step = self._backprop is not None
