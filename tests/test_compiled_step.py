@@ -84,6 +84,28 @@ def test_compiled_step_trains_as_the_numpy_paths(monkeypatch, dtype, activation,
     assert not np.array_equal(compiled.theta, _net(activation, dtype).theta)  # it trained
 
 
+def _compiled_and_numpy_agree(monkeypatch, net, X, y, make_optimizer, **kw):
+    """Train a copy of ``net`` with the compiled step and one with NumPy's loop: the same weights, losses and
+    accuracies to float rounding. Returns the compiled run's history and its C calls."""
+    results = []
+    for compiled in (None, False):
+        calls = _uses_compiled_step(monkeypatch)
+        copy = MLP(net.layer_sizes, activation=net.activations[:-1], output_activation=net.activations[-1],
+                   loss=net.loss_function, dtype=net.dtype)  # fmt: skip
+        copy.theta[...] = net.theta
+        h = copy.fit(X, y, epochs=3, batch_size=16, optimizer=make_optimizer(lr=0.01), seed=1, verbose=0,
+                     trainer_options={"compiled_step": compiled}, **kw)  # fmt: skip
+        assert len(calls) == (3 * 13 if compiled is None else 0)
+        monkeypatch.undo()
+        results.append((copy.theta.copy(), h, calls))
+    (theta_c, h_c, calls), (theta_n, h_n, _) = results
+    tol = TOL[net.dtype.type]
+    np.testing.assert_allclose(theta_c, theta_n, **tol)
+    np.testing.assert_allclose(h_c.loss, h_n.loss, **tol)
+    assert h_c.history.get("accuracy") == h_n.history.get("accuracy")
+    return h_c, calls
+
+
 OUTPUTS = [  # (output activation, loss, outputs, targets): every output the C step computes
     ("sigmoid", "binary_cross_entropy", 1, "labels"),
     ("sigmoid", "binary_cross_entropy", 3, "multi-label"),
@@ -105,20 +127,43 @@ def test_every_output_and_loss_trains_as_numpys_loop(monkeypatch, dtype, output,
         "values": rng.standard_normal((203, k)).astype(dtype),
     }[targets]
     task = "classification" if targets == "labels" else "regression"
-    results = []
+    net = MLP([6, 16, 8, k], activation="tanh", output_activation=output, loss=loss, seed=3, dtype=dtype)
+    h, _ = _compiled_and_numpy_agree(monkeypatch, net, X, y, optim.Adam, task=task)
+    assert (targets == "labels") == ("accuracy" in h.history)
+
+
+@pytest.mark.parametrize("output,loss,k,targets", OUTPUTS[:3] + [("softmax", "cross_entropy", 3, "labels")])
+@pytest.mark.parametrize("momentum", [None, 0.9])  # Adam (forward/backward compiled), or SGD's whole step
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sample_weights_train_as_numpys_loop(monkeypatch, dtype, momentum, output, loss, k, targets):
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((203, 6)).astype(dtype)
+    y = rng.integers(0, max(k, 2), 203) if targets == "labels" else rng.random((203, k)).astype(dtype)
+    w = rng.uniform(0.0, 3.0, 203)
+    w[:16] = 0.0  # the first batch (unshuffled) weighs nothing at all
+    net = MLP([6, 16, 8, k], activation="relu", output_activation=output, loss=loss, seed=3, dtype=dtype)
+    opt = optim.Adam if momentum is None else (lambda lr: optim.SGD(lr=lr, momentum=momentum))
+    task = "classification" if targets == "labels" else "regression"
+    _, calls = _compiled_and_numpy_agree(monkeypatch, net, X, y, opt, task=task, sample_weight=w, shuffle=False)
+    assert all(args[13] is not None for args in calls)  # the weights reached the C code
+
+
+def test_a_saturated_float32_classifier_has_a_finite_weighted_loss():
+    # o = 0 exactly for the classes with t = 0: ln 0 must not give 0·(−inf) = NaN (a false divergence)
+    from deltaprop.losses import BinaryCrossEntropy, CrossEntropy
+
+    o = np.array([[1.0, 0.0]], dtype=np.float32)
+    t = np.array([[1.0, 0.0]], dtype=np.float32)
+    assert np.all(np.isfinite(CrossEntropy().elementwise(o, t))) and np.isfinite(CrossEntropy().value(o, t))
+    assert np.all(np.isfinite(BinaryCrossEntropy().elementwise(o, t))) and np.isfinite(BinaryCrossEntropy().value(o, t))
+    X = np.array([[30.0], [-30.0]] * 8, dtype=np.float32)
+    y = np.array([1, 0] * 8)
     for compiled in (None, False):
-        calls = _uses_compiled_step(monkeypatch)
-        net = MLP([6, 16, 8, k], activation="tanh", output_activation=output, loss=loss, seed=3, dtype=dtype)
-        h = net.fit(X, y, epochs=3, batch_size=16, optimizer=optim.Adam(lr=0.01), seed=1, verbose=0, task=task,
-                    trainer_options={"compiled_step": compiled})  # fmt: skip
-        assert len(calls) == (3 * 13 if compiled is None else 0)
-        monkeypatch.undo()
-        results.append((net.theta.copy(), h))
-    (theta_c, h_c), (theta_n, h_n) = results
-    np.testing.assert_allclose(theta_c, theta_n, **TOL[dtype])
-    np.testing.assert_allclose(h_c.loss, h_n.loss, **TOL[dtype])
-    assert h_c.history.get("accuracy") == h_n.history.get("accuracy")
-    assert (targets == "labels") == ("accuracy" in h_c.history)
+        net = MLP([1, 2], activation="identity", output_activation="softmax", loss="cross_entropy", seed=0)
+        net.set_weights([(np.array([[-10.0, 10.0]]), np.zeros(2))])  # net gap 600: o = 0 in float32
+        h = net.fit(X, y, epochs=2, batch_size=8, optimizer=optim.SGD(lr=0.0), seed=0, verbose=0,
+                    sample_weight=np.ones(16), trainer_options={"compiled_step": compiled})  # fmt: skip
+        assert h.loss == [0.0, 0.0] and "diverged" not in h.stop_reason
 
 
 def test_losses_and_activations_the_c_step_does_not_compute_stay_in_numpy():
@@ -277,7 +322,7 @@ def test_which_networks_and_runs_take_the_compiled_step():
 
     assert trainer()._compiled_step and trainer().fused is not None  # small networks too: it pays at every size
     assert not trainer(compiled_step=False)._compiled_step
-    assert not trainer(sample_weight=np.ones(32))._compiled_step
+    assert trainer(sample_weight=np.ones(32))._compiled_step  # sample weights too
     for kw in ({"fused_update": False}, {"clip_norm": 1.0}, {"optimizer": optim.Adam()}):
         forward_backward = trainer(**kw)  # forward and backward compiled, the optimiser's own step after
         assert forward_backward._compiled_step and forward_backward.fused is None
@@ -297,7 +342,7 @@ def test_the_c_function_checks_its_arguments():
     theta, buffer = np.zeros(4 * 3 + 3 + 3 * 2 + 2), np.zeros(4 * 3 + 3 + 3 * 2 + 2)
     scratch = np.zeros(1000)
     rows = np.array([0, 5, 9], dtype=np.int64)
-    good = [X, rows, T, None, theta, buffer, scratch, [4, 3, 2], [1, 0], 0, 0.1, 0.0, True]
+    good = [X, rows, T, None, theta, buffer, scratch, [4, 3, 2], [1, 0], 0, 0.1, 0.0, True, None]
     loss, correct = c.sgd_step(*good)
     assert loss == 0.0 and correct == -1  # T = 0: E = −Σ t·ln o = 0; no labels: no count
 
@@ -317,6 +362,7 @@ def test_the_c_function_checks_its_arguments():
             "lr",
             "beta",
             "update",
+            "weights",
         ]
         for name, value in changes.items():
             args[names.index(name)] = value
@@ -354,7 +400,11 @@ def test_the_c_function_checks_its_arguments():
         ro = theta.copy()
         ro.flags.writeable = False
         call(theta=ro)
-    with pytest.raises(TypeError, match="13 arguments"):
+    with pytest.raises(TypeError, match="weights must be None or a 1-D float64 array, one per example"):
+        call(weights=np.ones(3, dtype=np.float32))
+    with pytest.raises(TypeError, match="one per example"):
+        call(weights=np.ones(4))
+    with pytest.raises(TypeError, match="14 arguments"):
         c.sgd_step(X)
 
 

@@ -13,6 +13,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -444,6 +445,7 @@ struct sgd_step {
     const int64_t *rows;    /* this batch's rows of X, or NULL */
     const void *T;          /* the batch's targets (m × sizes[L]) */
     const int64_t *labels;  /* the batch's class indices (m), or NULL */
+    const double *weights;  /* the batch's sample weights (m), or NULL */
     void *theta, *buffer;   /* the parameters and the momentum (or gradient) buffer, n_params each */
     void *scratch;          /* (m·sizes[0] with rows) + widest + 2·m·Σ sizes[1..L] numbers */
     Py_ssize_t m, n_layers, widest, n_params, sizes[MAX_LAYERS + 1];
@@ -462,6 +464,8 @@ struct sgd_step {
 #define TANH tanhf
 #define LOG1P log1pf
 #define FABS fabsf
+#define LN_FLOOR FLT_MIN       /* max(1e-300, the smallest normal float): 1e-300 would round to 0 */
+#define BCE_MARGIN FLT_EPSILON /* max(1e-15, float's epsilon): 1 − 1e-15 would round to 1 */
 #include "_sgd_step.h"
 #undef REAL
 #undef SUFFIX
@@ -472,6 +476,8 @@ struct sgd_step {
 #undef TANH
 #undef LOG1P
 #undef FABS
+#undef LN_FLOOR
+#undef BCE_MARGIN
 #define REAL double
 #define SUFFIX f64
 #define GEMM dgemm_ptr
@@ -481,6 +487,8 @@ struct sgd_step {
 #define TANH tanh
 #define LOG1P log1p
 #define FABS fabs
+#define LN_FLOOR 1e-300
+#define BCE_MARGIN 1e-15
 #include "_sgd_step.h"
 
 /* 1 when a buffer holds 64-bit integers (native byte order) */
@@ -511,20 +519,20 @@ static int int_sequence(PyObject *obj, Py_ssize_t *out, Py_ssize_t max, Py_ssize
     return ok;
 }
 
-/* sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, loss, lr, beta, update) -> (E, correct):
- * one training step (see _sgd_step.h); the update only when update is true. rows and labels may be None; correct is
- * -1 without labels. */
+/* sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, loss, lr, beta, update, weights)
+ * -> (E, correct): one training step (see _sgd_step.h); the update only when update is true. rows, labels and
+ * weights (float64 sample weights) may be None; correct is -1 without labels. */
 static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     static const char *const names[] = {"X", "rows", "T", "labels", "theta", "buffer", "scratch"};
-    Py_buffer v[7];
-    int held[7] = {0}, ok = 0;
+    Py_buffer v[7], wv;
+    int held[7] = {0}, held_w = 0, ok = 0;
     kind_t kind = F32, k;
     struct sgd_step s;
     Py_ssize_t acts[MAX_LAYERS], n_acts, n_sizes;
     int64_t correct = 0;
     double E = 0.0;
-    if (nargs != 13) {
-        PyErr_Format(PyExc_TypeError, "sgd_step takes 13 arguments, got %zd", nargs);
+    if (nargs != 14) {
+        PyErr_Format(PyExc_TypeError, "sgd_step takes 14 arguments, got %zd", nargs);
         return NULL;
     }
     memset(&s, 0, sizeof s);
@@ -600,6 +608,17 @@ static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
         PyErr_Format(PyExc_ValueError, "sgd_step: scratch must hold at least %zd numbers", needed);
         goto done;
     }
+    if (args[13] != Py_None) { /* sample weights: float64, one per row */
+        held_w = PyObject_GetBuffer(args[13], &wv, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) == 0;
+        const char *f = held_w && wv.format ? wv.format : "";
+        if (f[0] == '<' || f[0] == '=' || f[0] == '@') f++;
+        if (!held_w || wv.ndim != 1 || wv.itemsize != 8 || f[0] != 'd' || f[1] != '\0' || wv.shape[0] != s.m) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_TypeError, "sgd_step: weights must be None or a 1-D float64 array, one per example");
+            goto done;
+        }
+        s.weights = wv.buf;
+    }
     if (held[1]) {
         const int64_t *rows = v[1].buf;
         for (Py_ssize_t r = 0; r < s.m; r++)
@@ -627,6 +646,7 @@ static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
 done:
     for (int i = 0; i < 7; i++)
         if (held[i]) PyBuffer_Release(&v[i]);
+    if (held_w) PyBuffer_Release(&wv);
     if (!ok) return NULL;
     return Py_BuildValue("(dL)", E, (long long)(s.labels != NULL ? correct : -1));
 }
@@ -650,9 +670,9 @@ static PyMethodDef methods[] = {
     {"axpy", (PyCFunction)(void (*)(void))axpy, METH_FASTCALL,
      "axpy(a, x, y) -> bool: y += a*x through BLAS; False if the arrays do not suit it."},
     {"sgd_step", (PyCFunction)(void (*)(void))sgd_step, METH_FASTCALL,
-     "sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, loss, lr, beta, update) -> (E, "
-     "correct): forward and backward pass of an MLP, the gradient into buffer (buffer = beta*buffer + gradient), "
-     "then theta -= lr*buffer if update."},
+     "sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, loss, lr, beta, update, weights) -> "
+     "(E, correct): forward and backward pass of an MLP, the gradient into buffer (buffer = beta*buffer + "
+     "gradient), then theta -= lr*buffer if update."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -5,6 +5,7 @@
  *     REAL    float or double          SUFFIX  f32 or f64 (names the functions)
  *     GEMM    the CBLAS ?gemm pointer  AXPY    the CBLAS ?axpy pointer
  *     EXP, LOG, LOG1P, TANH, FABS      the libm functions of REAL
+ *     LN_FLOOR, BCE_MARGIN             deltaprop.losses' clipping bounds for REAL
  * and with struct sgd_step (the arrays and sizes, checked by the caller) and the ACT_* and LOSS_* codes.
  *
  * The maths is deltaprop.fused's (PyTorch's SGD with momentum μ, the gradient of the batch-mean loss):
@@ -118,6 +119,35 @@ static double CAT(output_layer, SUFFIX)(int loss, int f, REAL *out, const REAL *
     return loss == LOSS_SQUARED_ERROR ? 0.5 * sum / (double)m : sum / ((double)m * (double)k);
 }
 
+/* Sample weights, as deltaprop's NumPy path applies them (Network._backward, train._weighted_loss): each row's δ
+ * times w_r·m/Σw, and E = Σ_r w_r·E_r / Σw with E_r the loss's elementwise form on the outputs o (deltaprop.losses:
+ * o clipped at LN_FLOOR before ln, or to [BCE_MARGIN, 1 − BCE_MARGIN] for binary cross-entropy). Returns that E. */
+static double CAT(weigh, SUFFIX)(int loss, const double *w, const REAL *o, const REAL *t, REAL *delta, Py_ssize_t m,
+                                 Py_ssize_t k) {
+    double total = 0.0, sum = 0.0;
+    for (Py_ssize_t r = 0; r < m; r++) total += w[r];
+    for (Py_ssize_t r = 0; r < m; r++) {
+        REAL scale = (REAL)(total > 0 ? w[r] * ((double)m / total) : w[r] * 0.0), E_r = 0;
+        const REAL *orow = o + r * k, *tr = t + r * k;
+        for (Py_ssize_t j = 0; j < k; j++) {
+            delta[r * k + j] *= scale;
+            REAL oj = orow[j], tj = tr[j];
+            if (loss == LOSS_SOFTMAX_CE) {
+                E_r += -tj * LOG(oj > (REAL)LN_FLOOR ? (oj < 1 ? oj : 1) : (REAL)LN_FLOOR);
+            } else if (loss == LOSS_SIGMOID_BCE) {
+                const REAL lo = (REAL)BCE_MARGIN, hi = (REAL)(1 - BCE_MARGIN);
+                REAL c = oj > lo ? (oj < hi ? oj : hi) : lo;
+                E_r += -(tj * LOG(c) + (1 - tj) * LOG(1 - c));
+            } else {
+                REAL diff = tj - oj;
+                E_r += loss == LOSS_SQUARED_ERROR ? (REAL)0.5 * diff * diff : diff * diff / (REAL)k;
+            }
+        }
+        sum += (double)E_r * w[r];
+    }
+    return total > 0 ? sum / total : 0.0;
+}
+
 /* The step. Returns E of the batch and adds the number of correct predictions to *correct. */
 static double CAT(sgd_step, SUFFIX)(const struct sgd_step *s, int64_t *correct) {
     const Py_ssize_t m = s->m, L = s->n_layers, *n = s->sizes;
@@ -156,6 +186,7 @@ static double CAT(sgd_step, SUFFIX)(const struct sgd_step *s, int64_t *correct) 
         below = out[i];
     }
     double E = CAT(output_layer, SUFFIX)(s->loss, s->activations[L - 1], out[L - 1], s->T, delta[L - 1], m, n[L]);
+    if (s->weights != NULL) E = CAT(weigh, SUFFIX)(s->loss, s->weights, out[L - 1], s->T, delta[L - 1], m, n[L]);
     *correct += CAT(count_correct, SUFFIX)(out[L - 1], s->labels, m, n[L]);
 
     REAL beta = (REAL)s->beta;

@@ -18,8 +18,8 @@ linear layers they come out bit-identical in the tests: the same products, sums 
 
 It applies where the extension was built with BLAS (``deltaprop.blas`` found NumPy's OpenBLAS), for float32 and
 float64 networks of at most 64 layers with trainable biases and those activations and losses (not LeakyReLU, ELU,
-Softplus); :class:`deltaprop.train.Trainer` uses it by default
-for batches without sample weights, ``trainer_options={"compiled_step": False}`` turns it off.
+Softplus); :class:`deltaprop.train.Trainer` uses it by default (with sample weights too: each row's δ times
+w·m/Σw, E the weighted mean), ``trainer_options={"compiled_step": False}`` turns it off.
 
 >>> from deltaprop import MLP, blas, native
 >>> net = MLP([3, 4, 2], activation="relu", output_activation="softmax", loss="cross_entropy", seed=0)
@@ -91,6 +91,7 @@ class CompiledBackprop:
         T: np.ndarray,
         labels: np.ndarray | None,
         *,
+        weights: np.ndarray | None = None,
         target: np.ndarray | None = None,
         beta: float = 0.0,
         lr: float | None = None,
@@ -98,7 +99,8 @@ class CompiledBackprop:
         """Forward and backward pass of one batch; returns (E of the batch, its number of correct predictions).
 
         ``X`` holds the inputs and ``rows`` this batch's rows of it (int64; None: ``X`` is the batch), ``T`` the
-        batch's targets, ``labels`` its class indices (None: the count is 0). The gradient goes into ``target``
+        batch's targets, ``labels`` its class indices (None: the count is 0), ``weights`` its sample weights (E and
+        the gradient are then weighted means, as on the NumPy path). The gradient goes into ``target``
         (default ``net.grad``) as ``target ← β·target + ∂E/∂θ``; with ``lr``, ``θ ← θ − lr·target`` follows when E
         is finite (SGD; otherwise the weights stay as they were).
         """
@@ -126,5 +128,6 @@ class CompiledBackprop:
             0.0 if lr is None else lr,
             beta,
             lr is not None,
+            None if weights is None else np.ascontiguousarray(weights, dtype=np.float64),
         )
         return loss, max(correct, 0)

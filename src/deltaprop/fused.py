@@ -25,8 +25,8 @@ during such a run (the gradient goes straight into the momentum buffer).
 cross-entropy, squared error or mse), the C extension makes the whole step in one call: gather the batch's
 rows, the forward pass, E and the batch's correct predictions, the backward pass above, the update
 (:meth:`FusedSGD.compiled_step`). It computes what the NumPy path computes, in the same order except that every
-layer adds its bias inside the forward product; without the extension, for other layers or losses, with sample
-weights, or with ``trainer_options={"compiled_step": False}``, the NumPy path runs. The layers' ``net`` and ``out``
+layer adds its bias inside the forward product; without the extension, for other layers or losses, or with
+``trainer_options={"compiled_step": False}``, the NumPy path runs. The layers' ``net`` and ``out``
 are then not kept after a step (nothing reads them between steps).
 
 >>> import numpy as np
@@ -114,18 +114,28 @@ class FusedSGD:
         state["step"] += 1
 
     def compiled_step(
-        self, X: np.ndarray, rows: np.ndarray | None, T: np.ndarray, labels: np.ndarray | None, state: dict[str, Any]
+        self,
+        X: np.ndarray,
+        rows: np.ndarray | None,
+        T: np.ndarray,
+        labels: np.ndarray | None,
+        state: dict[str, Any],
+        *,
+        weights: np.ndarray | None = None,
     ) -> tuple[float, int]:
         """One whole training step in the C extension; returns (E of the batch, its number of correct predictions).
 
         ``X`` holds the inputs and ``rows`` this batch's rows of it (int64; None: ``X`` is the batch), ``T`` the
-        batch's targets, ``labels`` its class indices (None: the count is 0). The update is made when E is finite;
+        batch's targets, ``labels`` its class indices (None: the count is 0), ``weights`` its sample weights. The
+        update is made when E is finite;
         otherwise the parameters stay as they were (the momentum buffer has taken the batch's gradient, as on the
         NumPy path, where the loop stops before the update). Only when :attr:`compiled` is True.
         """
         assert self._backprop is not None, "compiled_step() on a network it cannot train"
         self.begin(state)
-        loss, correct = self._backprop.step(X, rows, T, labels, target=self._buffer, beta=self._beta, lr=self._lr)
+        loss, correct = self._backprop.step(
+            X, rows, T, labels, weights=weights, target=self._buffer, beta=self._beta, lr=self._lr
+        )
         if math.isfinite(loss):
             state["step"] += 1
         return loss, correct

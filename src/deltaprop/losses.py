@@ -130,7 +130,7 @@ class CrossEntropy(Loss):
             return self.value_from_softmax(t, net, m, s)
         xp = xp_of(out)
         if net is None:  # from probabilities: clip so that a zero probability gives a large, finite E
-            return float(-xp.sum(t * xp.log(xp.clip(out, 1e-300, 1.0))) / out.shape[0])
+            return float(-xp.sum(t * xp.log(xp.clip(out, _ln_floor(xp, out), 1.0))) / out.shape[0])
         m = xp.max(net, axis=-1, keepdims=True)
         log_out = net - (m + xp.log(xp.sum(xp.exp(net - m), axis=-1, keepdims=True)))  # log-softmax
         return float(-xp.sum(t * log_out) / out.shape[0])
@@ -141,7 +141,7 @@ class CrossEntropy(Loss):
 
     def elementwise(self, out: Array, t: Array) -> Array:
         xp = xp_of(out)
-        return -t * xp.log(xp.clip(out, 1e-300, 1.0))
+        return -t * xp.log(xp.clip(out, _ln_floor(xp, out), 1.0))
 
     def dE_dout(self, out: Array, t: Array) -> Array:
         return -t / out / out.shape[0]
@@ -180,7 +180,8 @@ class BinaryCrossEntropy(Loss):
     def value(self, out: Array, t: Array, net: Array | None = None) -> float:
         xp = xp_of(out)
         if net is None:
-            o = xp.clip(out, 1e-15, 1.0 - 1e-15)
+            e = _bce_margin(xp, out)
+            o = xp.clip(out, e, 1.0 - e)
             return float(-xp.sum(t * xp.log(o) + (1.0 - t) * xp.log(1.0 - o)) / out.shape[0])
         # softplus(net) − t·net  =  max(net, 0) − t·net + ln(1 + e^(−|net|))
         e = xp.maximum(net, 0.0) - t * net + xp.log1p(xp.exp(-xp.abs(net)))
@@ -188,7 +189,8 @@ class BinaryCrossEntropy(Loss):
 
     def elementwise(self, out: Array, t: Array) -> Array:
         xp = xp_of(out)
-        o = xp.clip(out, 1e-15, 1.0 - 1e-15)
+        e = _bce_margin(xp, out)
+        o = xp.clip(out, e, 1.0 - e)
         return -(t * xp.log(o) + (1.0 - t) * xp.log(1.0 - o))
 
     def dE_dout(self, out: Array, t: Array) -> Array:
@@ -196,6 +198,17 @@ class BinaryCrossEntropy(Loss):
 
     def output_delta(self, out: Array, t: Array, net: Array, activation: Activation) -> Array:
         return (out - t) / out.shape[0]  # sigmoid + binary cross-entropy: δ = o − t (fused)
+
+
+def _ln_floor(xp: Any, out: Array) -> float:
+    """Where probabilities are clipped before ln: 1e-300, or the dtype's smallest normal number where 1e-300 would
+    round to 0 (float32: ln 0 = −inf, and 0·ln 0 = NaN for the classes with t = 0)."""
+    return max(1e-300, float(xp.finfo(out.dtype).smallest_normal))
+
+
+def _bce_margin(xp: Any, out: Array) -> float:
+    """e in clip(o, e, 1 − e) for binary cross-entropy: 1e-15, or the dtype's epsilon where 1 − 1e-15 rounds to 1."""
+    return max(1e-15, float(xp.finfo(out.dtype).eps))
 
 
 def _is_integer_array(a: Any) -> bool:

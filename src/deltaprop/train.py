@@ -323,13 +323,7 @@ class Trainer:
             if clip_norm is None and grad_reduce is None:
                 fused = FusedSGD.for_network(net, optimizer)
                 # the whole step in the C extension (deltaprop.fused): None when it applies, False never
-                compiled = (
-                    fused is not None
-                    and fused.compiled
-                    and compiled_step is not False
-                    and sample_weight is None
-                    and shard is None
-                )
+                compiled = fused is not None and fused.compiled and compiled_step is not False and shard is None
                 # the compiled step (one C call a batch) pays at every size; the NumPy form from FUSED_MIN_PARAMS
                 if fused is not None and (fused_update or compiled or net.n_params >= FUSED_MIN_PARAMS):
                     self.fused = fused
@@ -337,13 +331,7 @@ class Trainer:
         # any other optimiser (or a distributed run: grad_reduce then averages net.grad over the processes): the
         # forward and backward pass in one C call into net.grad, then the optimiser's own step
         self._backprop: CompiledBackprop | None = None
-        if (
-            self.fused is None
-            and compiled_step is not False
-            and not self._foreign
-            and not self._compiled_epoch
-            and sample_weight is None
-        ):
+        if self.fused is None and compiled_step is not False and not self._foreign and not self._compiled_epoch:
             self._backprop = CompiledBackprop.for_network(net)
             self._compiled_step = self._backprop is not None
 
@@ -437,11 +425,14 @@ class Trainer:
             if compiled:  # one C call: forward, loss, backward (and SGD's update)
                 source, rows = self._compiled_inputs(X, lo, hi)
                 Lb = None if L is None else L[lo:hi]
+                wb = None if W is None else W[lo:hi]
+                if wb is not None:
+                    weight = _total(wb)
                 if self.fused is not None:
-                    batch_loss, correct = self.fused.compiled_step(source, rows, T[lo:hi], Lb, state)
+                    batch_loss, correct = self.fused.compiled_step(source, rows, T[lo:hi], Lb, state, weights=wb)
                 else:  # the gradient into net.grad; the optimiser updates below
                     assert self._backprop is not None
-                    batch_loss, correct = self._backprop.step(source, rows, T[lo:hi], Lb)
+                    batch_loss, correct = self._backprop.step(source, rows, T[lo:hi], Lb, weights=wb)
                 self._epoch_correct += correct
             elif hi > lo:
                 Xb = self._batch_inputs(X, lo, hi)
