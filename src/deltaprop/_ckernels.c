@@ -430,7 +430,7 @@ static PyObject *axpy(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     return PyBool_FromLong(done);
 }
 
-/* The whole SGD step (_sgd_step.h), for the layers deltaprop.fused hands to it. */
+/* The training step (_sgd_step.h), for the networks deltaprop.compiled_step hands to it. */
 enum { ACT_IDENTITY = 0, ACT_RELU = 1, ACT_SIGMOID = 2, ACT_TANH = 3 };
 enum { LOSS_SOFTMAX_CE = 0, LOSS_SIGMOID_BCE = 1, LOSS_SQUARED_ERROR = 2, LOSS_MSE = 3 };
 #define MAX_LAYERS 64

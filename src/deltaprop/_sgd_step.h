@@ -1,5 +1,6 @@
-/* One SGD step of an MLP in one call: gather the batch, forward pass, softmax cross-entropy, backward pass with each
- * layer's gradient added into the momentum buffer inside its weight-gradient product, and the update.
+/* One training step of an MLP in one call: gather the batch, forward pass, the loss and δ of the output layer (with
+ * sample weights if given), backward pass with each layer's gradient added into a buffer (the gradient, or SGD's
+ * momentum buffer) inside its weight-gradient product, and for SGD the update.
  *
  * _ckernels.c includes this file twice, once per float type, with these defined:
  *     REAL    float or double          SUFFIX  f32 or f64 (names the functions)
@@ -194,7 +195,8 @@ static double CAT(sgd_step, SUFFIX)(const struct sgd_step *s, int64_t *correct) 
         below = i ? out[i - 1] : x;
         /* b_W ← β·b_W + out_{i-1}ᵀ·δ_i */
         GEMM(ROW_MAJOR, TRANS, NO_TRANS, n[i], n[i + 1], m, 1, below, n[i], delta[i], n[i + 1], beta, bW[i], n[i + 1]);
-        /* b_b ← β·b_b + Σ_rows δ_i, the rows summed in order as np.add.reduce(δ, axis=0) does */
+        /* b_b ← β·b_b + Σ_rows δ_i, the rows summed in order as np.add.reduce(δ, axis=0) does for two or more
+         * columns (one column NumPy sums pairwise: the last bits may differ there) */
         REAL *sum = beta == 0 ? bb[i] : db;
         memcpy(sum, delta[i], n[i + 1] * sizeof(REAL));
         for (Py_ssize_t r = 1; r < m; r++)
