@@ -93,6 +93,8 @@ def _compiled_and_numpy_agree(monkeypatch, net, X, y, make_optimizer, **kw):
         copy = MLP(net.layer_sizes, activation=net.activations[:-1], output_activation=net.activations[-1],
                    loss=net.loss_function, dtype=net.dtype)  # fmt: skip
         copy.theta[...] = net.theta
+        for layer, original in zip(copy.layers, net.layers):
+            layer.bias_trainable = original.bias_trainable
         h = copy.fit(X, y, epochs=3, batch_size=16, optimizer=make_optimizer(lr=0.01), seed=1, verbose=0,
                      trainer_options={"compiled_step": compiled}, **kw)  # fmt: skip
         assert len(calls) == (3 * 13 if compiled is None else 0)
@@ -166,14 +168,50 @@ def test_a_saturated_float32_classifier_has_a_finite_weighted_loss():
         assert h.loss == [0.0, 0.0] and "diverged" not in h.stop_reason
 
 
-def test_losses_and_activations_the_c_step_does_not_compute_stay_in_numpy():
-    for activation, output, loss in [
-        ("elu", "softmax", "cross_entropy"),
-        ("relu", "softplus", "squared_error"),
-        ("leaky_relu", "identity", "mse"),
-    ]:
-        net = MLP([4, 5, 3], activation=activation, output_activation=output, loss=loss, seed=0)
-        assert CompiledBackprop.for_network(net) is None
+def test_activations_and_losses_the_c_step_does_not_know_stay_in_numpy():
+    from deltaprop.activations import ReLU
+    from deltaprop.losses import MSE
+
+    class Capped(ReLU):  # a user's own activation (even one derived from a known one): the C code cannot know it
+        def forward(self, net):
+            return np.minimum(np.maximum(net, 0.0), 6.0)
+
+    class Huberish(MSE):  # likewise a user's own loss
+        pass
+
+    assert CompiledBackprop.for_network(MLP([4, 5, 3], activation=Capped(), output_activation="softmax",
+                                            loss="cross_entropy", seed=0)) is None  # fmt: skip
+    assert CompiledBackprop.for_network(MLP([4, 5, 3], activation="relu", loss=Huberish(), seed=0)) is None
+    assert CompiledBackprop.for_network(MLP([4, 5, 3], activation="relu", loss="mse", seed=0)) is not None
+
+
+@pytest.mark.parametrize(
+    "activation", ["leaky_relu", {"name": "leaky_relu", "alpha": 0.2}, "elu", {"name": "elu", "alpha": 0.5}, "softplus"]
+)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_leaky_relu_elu_and_softplus_layers(monkeypatch, dtype, activation):
+    X, y = _data(dtype)
+    net = MLP([6, 16, 8, 3], activation=activation, output_activation="softmax", loss="cross_entropy", seed=3,
+              dtype=dtype)  # fmt: skip
+    _compiled_and_numpy_agree(monkeypatch, net, X, y, optim.Adam)
+    out_net = MLP([6, 16, 2], activation="tanh", output_activation=activation, loss="squared_error", seed=3,
+                  dtype=dtype)  # fmt: skip
+    _compiled_and_numpy_agree(monkeypatch, out_net, X, np.stack([X[:, 0], X[:, 1] ** 2], axis=1), optim.Adam,
+                              task="regression")  # fmt: skip
+
+
+def test_frozen_biases_stay_as_they_were(monkeypatch):
+    X, y = _data()
+    net = _net("sigmoid")
+    net.freeze_biases([0])
+    biases = net.layers[0].b.copy()
+    h, calls = _compiled_and_numpy_agree(monkeypatch, net, X, y, optim.Adam)
+    assert calls
+    trained = _net("sigmoid")
+    trained.freeze_biases([0])
+    trained.fit(X, y, epochs=2, batch_size=16, optimizer=optim.Adam(lr=0.01), seed=1, verbose=0)
+    np.testing.assert_array_equal(trained.layers[0].b, biases)
+    assert not np.array_equal(trained.layers[1].b, net.layers[1].b)  # the others trained
 
 
 @pytest.mark.parametrize(
@@ -309,7 +347,7 @@ def test_which_networks_and_runs_take_the_compiled_step():
     sgd = optim.SGD(lr=0.1, momentum=0.9)
     assert FusedSGD.for_network(_net(), sgd).compiled
     assert FusedSGD.for_network(_net("sigmoid", np.float32), sgd).compiled
-    assert not FusedSGD.for_network(_net("elu"), sgd).compiled  # an activation the C code does not compute
+    assert FusedSGD.for_network(_net("elu"), sgd).compiled
     squared = MLP([4, 5, 3], activation="relu", loss="squared_error", seed=0)
     assert FusedSGD.for_network(squared, sgd).compiled
     X, y = _data(n=32)
@@ -332,7 +370,7 @@ def test_which_networks_and_runs_take_the_compiled_step():
     assert distributed._compiled_step and distributed.fused is None
     frozen = _net()
     frozen.freeze_biases()
-    assert CompiledBackprop.for_network(frozen) is None
+    assert CompiledBackprop.for_network(frozen) is not None and FusedSGD.for_network(frozen, sgd) is None
 
 
 def test_the_c_function_checks_its_arguments():
@@ -342,7 +380,7 @@ def test_the_c_function_checks_its_arguments():
     theta, buffer = np.zeros(4 * 3 + 3 + 3 * 2 + 2), np.zeros(4 * 3 + 3 + 3 * 2 + 2)
     scratch = np.zeros(1000)
     rows = np.array([0, 5, 9], dtype=np.int64)
-    good = [X, rows, T, None, theta, buffer, scratch, [4, 3, 2], [1, 0], 0, 0.1, 0.0, True, None]
+    good = [X, rows, T, None, theta, buffer, scratch, [4, 3, 2], [1, 0], 0, 0.1, 0.0, True, None, [0.0, 0.0]]
     loss, correct = c.sgd_step(*good)
     assert loss == 0.0 and correct == -1  # T = 0: E = −Σ t·ln o = 0; no labels: no count
 
@@ -363,6 +401,7 @@ def test_the_c_function_checks_its_arguments():
             "beta",
             "update",
             "weights",
+            "alphas",
         ]
         for name, value in changes.items():
             args[names.index(name)] = value
@@ -404,7 +443,11 @@ def test_the_c_function_checks_its_arguments():
         call(weights=np.ones(3, dtype=np.float32))
     with pytest.raises(TypeError, match="one per example"):
         call(weights=np.ones(4))
-    with pytest.raises(TypeError, match="14 arguments"):
+    with pytest.raises(ValueError, match="alphas must hold one number per layer"):
+        call(alphas=[0.0])
+    with pytest.raises(TypeError, match="alphas must be a sequence"):
+        call(alphas=0.0)
+    with pytest.raises(TypeError, match="15 arguments"):
         c.sgd_step(X)
 
 

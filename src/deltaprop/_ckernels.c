@@ -431,7 +431,7 @@ static PyObject *axpy(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
 }
 
 /* The training step (_sgd_step.h), for the networks deltaprop.compiled_step hands to it. */
-enum { ACT_IDENTITY = 0, ACT_RELU = 1, ACT_SIGMOID = 2, ACT_TANH = 3 };
+enum { ACT_IDENTITY = 0, ACT_RELU = 1, ACT_SIGMOID = 2, ACT_TANH = 3, ACT_LEAKY_RELU = 4, ACT_ELU = 5, ACT_SOFTPLUS = 6 };
 enum { LOSS_SOFTMAX_CE = 0, LOSS_SIGMOID_BCE = 1, LOSS_SQUARED_ERROR = 2, LOSS_MSE = 3 };
 #define MAX_LAYERS 64
 #if defined(__GNUC__) || defined(__clang__)
@@ -450,6 +450,7 @@ struct sgd_step {
     void *scratch;          /* (m·sizes[0] with rows) + widest + 2·m·Σ sizes[1..L] numbers */
     Py_ssize_t m, n_layers, widest, n_params, sizes[MAX_LAYERS + 1];
     int activations[MAX_LAYERS]; /* ACT_* of every layer (the output's is used with squared error and mse) */
+    double alphas[MAX_LAYERS];   /* each layer's α (LeakyReLU's slope, ELU's scale; unused by the others) */
     int loss;                    /* LOSS_*: the output layer's activation and loss */
     double lr, beta;
     int update; /* θ ← θ − lr·buffer after the backward pass, or not (the caller's optimiser updates) */
@@ -464,6 +465,7 @@ struct sgd_step {
 #define TANH tanhf
 #define LOG1P log1pf
 #define FABS fabsf
+#define EXPM1 expm1f
 #define LN_FLOOR FLT_MIN       /* max(1e-300, the smallest normal float): 1e-300 would round to 0 */
 #define BCE_MARGIN FLT_EPSILON /* max(1e-15, float's epsilon): 1 − 1e-15 would round to 1 */
 #include "_sgd_step.h"
@@ -476,6 +478,7 @@ struct sgd_step {
 #undef TANH
 #undef LOG1P
 #undef FABS
+#undef EXPM1
 #undef LN_FLOOR
 #undef BCE_MARGIN
 #define REAL double
@@ -487,6 +490,7 @@ struct sgd_step {
 #define TANH tanh
 #define LOG1P log1p
 #define FABS fabs
+#define EXPM1 expm1
 #define LN_FLOOR 1e-300
 #define BCE_MARGIN 1e-15
 #include "_sgd_step.h"
@@ -519,9 +523,9 @@ static int int_sequence(PyObject *obj, Py_ssize_t *out, Py_ssize_t max, Py_ssize
     return ok;
 }
 
-/* sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, loss, lr, beta, update, weights)
+/* sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, loss, lr, beta, update, weights, alphas)
  * -> (E, correct): one training step (see _sgd_step.h); the update only when update is true. rows, labels and
- * weights (float64 sample weights) may be None; correct is -1 without labels. */
+ * weights (float64 sample weights) may be None; correct is -1 without labels; alphas: one float per layer. */
 static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     static const char *const names[] = {"X", "rows", "T", "labels", "theta", "buffer", "scratch"};
     Py_buffer v[7], wv;
@@ -531,8 +535,8 @@ static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
     Py_ssize_t acts[MAX_LAYERS], n_acts, n_sizes;
     int64_t correct = 0;
     double E = 0.0;
-    if (nargs != 14) {
-        PyErr_Format(PyExc_TypeError, "sgd_step takes 14 arguments, got %zd", nargs);
+    if (nargs != 15) {
+        PyErr_Format(PyExc_TypeError, "sgd_step takes 15 arguments, got %zd", nargs);
         return NULL;
     }
     memset(&s, 0, sizeof s);
@@ -563,8 +567,21 @@ static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
             if (s.sizes[i] > s.widest) s.widest = s.sizes[i];
         }
     }
+    PyObject *alphas = PySequence_Fast(args[14], "sgd_step: alphas must be a sequence of numbers");
+    if (alphas == NULL) return NULL;
+    int alphas_ok = PySequence_Fast_GET_SIZE(alphas) == n_acts;
+    for (Py_ssize_t i = 0; alphas_ok && i < n_acts; i++) {
+        s.alphas[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(alphas, i));
+        alphas_ok = !PyErr_Occurred();
+    }
+    Py_DECREF(alphas);
+    if (!alphas_ok) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_ValueError, "sgd_step: alphas must hold one number per layer");
+        return NULL;
+    }
     for (Py_ssize_t i = 0; i < n_acts; i++) {
-        if (acts[i] > ACT_TANH) {
+        if (acts[i] > ACT_SOFTPLUS) {
             PyErr_Format(PyExc_ValueError, "sgd_step: unknown activation code %zd", acts[i]);
             return NULL;
         }
@@ -670,7 +687,8 @@ static PyMethodDef methods[] = {
     {"axpy", (PyCFunction)(void (*)(void))axpy, METH_FASTCALL,
      "axpy(a, x, y) -> bool: y += a*x through BLAS; False if the arrays do not suit it."},
     {"sgd_step", (PyCFunction)(void (*)(void))sgd_step, METH_FASTCALL,
-     "sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, loss, lr, beta, update, weights) -> "
+     "sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, loss, lr, beta, update, weights, "
+     "alphas) -> "
      "(E, correct): forward and backward pass of an MLP, the gradient into buffer (buffer = beta*buffer + "
      "gradient), then theta -= lr*buffer if update."},
     {NULL, NULL, 0, NULL},

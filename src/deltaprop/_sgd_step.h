@@ -5,7 +5,7 @@
  * _ckernels.c includes this file twice, once per float type, with these defined:
  *     REAL    float or double          SUFFIX  f32 or f64 (names the functions)
  *     GEMM    the CBLAS ?gemm pointer  AXPY    the CBLAS ?axpy pointer
- *     EXP, LOG, LOG1P, TANH, FABS      the libm functions of REAL
+ *     EXP, EXPM1, LOG, LOG1P, TANH, FABS   the libm functions of REAL
  *     LN_FLOOR, BCE_MARGIN             deltaprop.losses' clipping bounds for REAL
  * and with struct sgd_step (the arrays and sizes, checked by the caller) and the ACT_* and LOSS_* codes.
  *
@@ -22,23 +22,30 @@
 #define CAT_(name, suffix) name##_##suffix
 #define CAT(name, suffix) CAT_(name, suffix)
 
-/* out = f(net) over n numbers (out may be net): the same operations as deltaprop.activations' forward_into.
- * Not inlined: GCC turns an in-place `z[j] = z[j] < 0 ? 0 : z[j]` into a scalar conditional store; through two
- * pointers that may differ, the loop vectorises. */
-static NOINLINE void CAT(activate, SUFFIX)(int f, const REAL *net, REAL *out, Py_ssize_t n) {
+/* out = f(net) over n numbers (out may be net): the same operations as deltaprop.activations' forward_into /
+ * forward. α: LeakyReLU's slope, ELU's scale. Not inlined: GCC turns an in-place `z[j] = z[j] < 0 ? 0 : z[j]` into a
+ * scalar conditional store; through two pointers that may differ, the loop vectorises. */
+static NOINLINE void CAT(activate, SUFFIX)(int f, REAL alpha, const REAL *net, REAL *out, Py_ssize_t n) {
     if (f == ACT_RELU) {
         for (Py_ssize_t j = 0; j < n; j++) out[j] = net[j] < 0 ? 0 : net[j]; /* NaN stays NaN, as with np.maximum */
     } else if (f == ACT_SIGMOID) {
         for (Py_ssize_t j = 0; j < n; j++) out[j] = (TANH(net[j] * (REAL)0.5) + 1) * (REAL)0.5; /* ½(1 + tanh(net/2)) */
     } else if (f == ACT_TANH) {
         for (Py_ssize_t j = 0; j < n; j++) out[j] = TANH(net[j]);
+    } else if (f == ACT_LEAKY_RELU) {
+        for (Py_ssize_t j = 0; j < n; j++) out[j] = net[j] > 0 ? net[j] : alpha * net[j]; /* max(net, α·net) */
+    } else if (f == ACT_ELU) {
+        for (Py_ssize_t j = 0; j < n; j++) out[j] = net[j] > 0 ? net[j] : alpha * EXPM1(net[j]); /* α(e^net − 1) */
+    } else if (f == ACT_SOFTPLUS) { /* ln(1 + e^net) = max(net, 0) + ln(1 + e^−|net|), as np.logaddexp(0, net) */
+        for (Py_ssize_t j = 0; j < n; j++) out[j] = (net[j] > 0 ? net[j] : 0) + LOG1P(EXP(-FABS(net[j])));
     } else if (out != net) {
         memcpy(out, net, n * sizeof(REAL));
     }
 }
 
-/* δ = ∂E/∂out ⊙ f′(net), in place, from the layer's output o */
-static void CAT(activation_backward, SUFFIX)(int f, REAL *g, const REAL *o, Py_ssize_t n) {
+/* δ = ∂E/∂out ⊙ f′(net), in place, from the layer's output o (net > 0 exactly where o > 0 for ReLU, LeakyReLU, ELU;
+ * softplus′ = σ(net) = 1 − e^−o) */
+static void CAT(activation_backward, SUFFIX)(int f, REAL alpha, REAL *g, const REAL *o, Py_ssize_t n) {
     if (f == ACT_RELU) {
         for (Py_ssize_t j = 0; j < n; j++) {
             REAL keep = o[j] > 0 ? (REAL)1 : (REAL)0; /* f′ = 1 where the unit is active; a select, so it vectorises */
@@ -48,6 +55,12 @@ static void CAT(activation_backward, SUFFIX)(int f, REAL *g, const REAL *o, Py_s
         for (Py_ssize_t j = 0; j < n; j++) g[j] = (g[j] * o[j]) * (1 - o[j]); /* f′ = o(1 − o) */
     } else if (f == ACT_TANH) {
         for (Py_ssize_t j = 0; j < n; j++) g[j] = g[j] * (1 - o[j] * o[j]); /* f′ = 1 − o² */
+    } else if (f == ACT_LEAKY_RELU) {
+        for (Py_ssize_t j = 0; j < n; j++) g[j] = g[j] * (o[j] > 0 ? (REAL)1 : alpha); /* f′ = 1 or α */
+    } else if (f == ACT_ELU) {
+        for (Py_ssize_t j = 0; j < n; j++) g[j] = g[j] * (o[j] > 0 ? (REAL)1 : o[j] + alpha); /* f′ = 1 or f + α */
+    } else if (f == ACT_SOFTPLUS) {
+        for (Py_ssize_t j = 0; j < n; j++) g[j] = g[j] * -EXPM1(-o[j]); /* f′ = σ(net) = 1 − e^−f */
     }
 }
 
@@ -75,8 +88,8 @@ static int64_t CAT(count_correct, SUFFIX)(const REAL *o, const int64_t *labels, 
 
 /* The output layer: from net (m × k, in out), the outputs o (into out), E of the batch (the loss's own formula,
  * summed in double) and δ_L = ∂E/∂net_L (into delta). */
-static double CAT(output_layer, SUFFIX)(int loss, int f, REAL *out, const REAL *t, REAL *delta, Py_ssize_t m,
-                                        Py_ssize_t k) {
+static double CAT(output_layer, SUFFIX)(int loss, int f, REAL alpha, REAL *out, const REAL *t, REAL *delta,
+                                        Py_ssize_t m, Py_ssize_t k) {
     double sum = 0.0;
     if (loss == LOSS_SOFTMAX_CE) { /* o = softmax(net), E = −(1/m) Σ t·ln o, δ = (o − t)/m */
         for (Py_ssize_t r = 0; r < m; r++) {
@@ -109,14 +122,14 @@ static double CAT(output_layer, SUFFIX)(int loss, int f, REAL *out, const REAL *
     }
     /* squared error: o = f(net), E = (1/m) Σ ½(t − o)², δ = ((o − t)/m) ⊙ f′; mse: E = Σ (t − o)²/(m·k),
      * δ = (o − t)·2/(m·k) ⊙ f′ */
-    CAT(activate, SUFFIX)(f, out, out, m * k);
+    CAT(activate, SUFFIX)(f, alpha, out, out, m * k);
     REAL scale = (REAL)(2.0 / ((double)m * (double)k));
     for (Py_ssize_t j = 0; j < m * k; j++) {
         REAL diff = t[j] - out[j];
         sum += (double)(diff * diff);
         delta[j] = loss == LOSS_SQUARED_ERROR ? (out[j] - t[j]) / (REAL)m : (out[j] - t[j]) * scale;
     }
-    CAT(activation_backward, SUFFIX)(f, delta, out, m * k);
+    CAT(activation_backward, SUFFIX)(f, alpha, delta, out, m * k);
     return loss == LOSS_SQUARED_ERROR ? 0.5 * sum / (double)m : sum / ((double)m * (double)k);
 }
 
@@ -183,10 +196,11 @@ static double CAT(sgd_step, SUFFIX)(const struct sgd_step *s, int64_t *correct) 
     for (Py_ssize_t i = 0; i < L; i++) {
         for (Py_ssize_t r = 0; r < m; r++) memcpy(out[i] + r * n[i + 1], b[i], n[i + 1] * sizeof(REAL));
         GEMM(ROW_MAJOR, NO_TRANS, NO_TRANS, m, n[i + 1], n[i], 1, below, n[i], W[i], n[i + 1], 1, out[i], n[i + 1]);
-        if (i < L - 1) CAT(activate, SUFFIX)(s->activations[i], out[i], out[i], m * n[i + 1]); /* in place */
+        if (i < L - 1) CAT(activate, SUFFIX)(s->activations[i], (REAL)s->alphas[i], out[i], out[i], m * n[i + 1]);
         below = out[i];
     }
-    double E = CAT(output_layer, SUFFIX)(s->loss, s->activations[L - 1], out[L - 1], s->T, delta[L - 1], m, n[L]);
+    double E = CAT(output_layer, SUFFIX)(s->loss, s->activations[L - 1], (REAL)s->alphas[L - 1], out[L - 1], s->T,
+                                         delta[L - 1], m, n[L]);
     if (s->weights != NULL) E = CAT(weigh, SUFFIX)(s->loss, s->weights, out[L - 1], s->T, delta[L - 1], m, n[L]);
     *correct += CAT(count_correct, SUFFIX)(out[L - 1], s->labels, m, n[L]);
 
@@ -206,7 +220,8 @@ static double CAT(sgd_step, SUFFIX)(const struct sgd_step *s, int64_t *correct) 
         if (i > 0) { /* δ_{i-1} = (δ_i·W_iᵀ) ⊙ f′_{i-1} */
             GEMM(ROW_MAJOR, NO_TRANS, TRANS, m, n[i], n[i + 1], 1, delta[i], n[i + 1], W[i], n[i + 1], 0, delta[i - 1],
                  n[i]);
-            CAT(activation_backward, SUFFIX)(s->activations[i - 1], delta[i - 1], out[i - 1], m * n[i]);
+            CAT(activation_backward, SUFFIX)(s->activations[i - 1], (REAL)s->alphas[i - 1], delta[i - 1], out[i - 1],
+                                             m * n[i]);
         }
     }
     if (s->update && isfinite(E)) AXPY(s->n_params, -(REAL)s->lr, buffer, 1, theta, 1); /* θ ← θ − lr·b */

@@ -1,9 +1,10 @@
 """A training step's forward and backward pass in one call of the C extension (``deltaprop._ckernels.sgd_step``).
 
 A step of a NumPy MLP is some hundred Python-level calls: per layer a product, the bias, the activation, then the
-loss, δ, and per layer again the gradient products and f′. For an MLP whose layers use ReLU, sigmoid, tanh or the
-identity, with softmax + cross-entropy, sigmoid + binary cross-entropy, or squared error / mse on the output, the
-C function does all of it in one call with the GIL released (its maths is in ``src/deltaprop/_sgd_step.h``):
+loss, δ, and per layer again the gradient products and f′. For an MLP whose layers use ReLU, LeakyReLU, ELU,
+softplus, sigmoid, tanh or the identity, with softmax + cross-entropy, sigmoid + binary cross-entropy, or squared
+error / mse on the output, the C function does all of it in one call with the GIL released (its maths is in
+``src/deltaprop/_sgd_step.h``):
 
     gather the batch's rows of X (by this epoch's order)
     forward       net_i = out_{i-1}·W_i + b_i,  out_i = f_i(net_i)                          (BLAS gemm)
@@ -14,12 +15,13 @@ C function does all of it in one call with the GIL released (its maths is in ``s
 and writes the gradient where it is told: ``net.grad`` (then any optimiser updates the weights, as after
 ``net._backward``), or, for SGD, β·b + g into the momentum buffer and ``θ ← θ − lr·b`` in the same call
 (:class:`deltaprop.fused.FusedSGD`). The numbers are those of the NumPy path up to float rounding (for ReLU and
-linear layers they come out bit-identical in the tests: the same products, sums and order).
+linear layers they come out bit-identical in the tests: the same products, sums and order; softplus′ is computed
+from the output, σ(net) = 1 − e^−f, as the C step does not keep net).
 
 It applies where the extension was built with BLAS (``deltaprop.blas`` found NumPy's OpenBLAS), for float32 and
-float64 networks of at most 64 layers with trainable biases and those activations and losses (not LeakyReLU, ELU,
-Softplus); :class:`deltaprop.train.Trainer` uses it by default (with sample weights too: each row's δ times
-w·m/Σw, E the weighted mean), ``trainer_options={"compiled_step": False}`` turns it off.
+float64 networks of at most 64 layers with those activations and losses; :class:`deltaprop.train.Trainer` uses it
+by default (with sample weights too: each row's δ times w·m/Σw, E the weighted mean; frozen biases get ∂E/∂b = 0),
+``trainer_options={"compiled_step": False}`` turns it off.
 
 >>> from deltaprop import MLP, blas, native
 >>> net = MLP([3, 4, 2], activation="relu", output_activation="softmax", loss="cross_entropy", seed=0)
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import blas, native
-from .activations import Identity, ReLU, Sigmoid, Softmax, Tanh
+from .activations import ELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from .losses import MSE, BinaryCrossEntropy, CrossEntropy, SquaredError
 
 if TYPE_CHECKING:
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["CompiledBackprop"]
 
 #: activations the C step computes, and their codes in deltaprop._ckernels
-ACTIVATION_CODES = {Identity: 0, ReLU: 1, Sigmoid: 2, Tanh: 3}
+ACTIVATION_CODES = {Identity: 0, ReLU: 1, Sigmoid: 2, Tanh: 3, LeakyReLU: 4, ELU: 5, Softplus: 6}
 #: losses (with the output activation they need, or None: any of ACTIVATION_CODES) and their codes
 LOSS_CODES = {CrossEntropy: (0, Softmax), BinaryCrossEntropy: (1, Sigmoid), SquaredError: (2, None), MSE: (3, None)}
 MAX_LAYERS = 64
@@ -56,6 +58,9 @@ class CompiledBackprop:
         self.net = net
         self.codes = codes  # every layer's activation (the output's: see LOSS_CODES)
         self.loss = loss
+        self.alphas = [float(getattr(layer.activation, "alpha", 0.0)) for layer in net.layers]  # LeakyReLU, ELU
+        #: ∂E/∂b of the layers whose biases are frozen: 0, as on the NumPy path
+        self._frozen_db = [layer.db for layer in net.layers if not layer.bias_trainable]
         self._scratch: np.ndarray | None = None  # the gathered batch, out and δ of every layer
 
     @classmethod
@@ -69,8 +74,6 @@ class CompiledBackprop:
         if not isinstance(theta, np.ndarray) or not theta.flags.c_contiguous or not isinstance(net.grad, np.ndarray):
             return None
         if net.dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or len(net.layers) > MAX_LAYERS:
-            return None
-        if not all(layer.bias_trainable for layer in net.layers):
             return None
         loss, output = LOSS_CODES.get(type(net.loss_function), (None, None))
         last = type(net.layers[-1].activation)
@@ -129,5 +132,10 @@ class CompiledBackprop:
             beta,
             lr is not None,
             None if weights is None else np.ascontiguousarray(weights, dtype=np.float64),
+            self.alphas,
         )
+        if self._frozen_db:
+            assert target is None, "SGD's fused update needs every bias trainable"
+            for db in self._frozen_db:
+                db[...] = 0.0
         return loss, max(correct, 0)
