@@ -25,7 +25,7 @@
 /* out = f(net) over n numbers (out may be net): the same operations as deltaprop.activations' forward_into /
  * forward. α: LeakyReLU's slope, ELU's scale. Not inlined: GCC turns an in-place `z[j] = z[j] < 0 ? 0 : z[j]` into a
  * scalar conditional store; through two pointers that may differ, the loop vectorises. */
-static NOINLINE void CAT(activate, SUFFIX)(int f, REAL alpha, const REAL *net, REAL *out, Py_ssize_t n) {
+static NOINLINE WIDE void CAT(activate, SUFFIX)(int f, REAL alpha, const REAL *net, REAL *out, Py_ssize_t n) {
     if (f == ACT_RELU) {
         for (Py_ssize_t j = 0; j < n; j++) out[j] = net[j] < 0 ? 0 : net[j]; /* NaN stays NaN, as with np.maximum */
     } else if (f == ACT_SIGMOID) {
@@ -45,7 +45,7 @@ static NOINLINE void CAT(activate, SUFFIX)(int f, REAL alpha, const REAL *net, R
 
 /* δ = ∂E/∂out ⊙ f′(net), in place, from the layer's output o (net > 0 exactly where o > 0 for ReLU, LeakyReLU, ELU;
  * softplus′ = σ(net) = 1 − e^−o) */
-static void CAT(activation_backward, SUFFIX)(int f, REAL alpha, REAL *g, const REAL *o, Py_ssize_t n) {
+static NOINLINE WIDE void CAT(activation_backward, SUFFIX)(int f, REAL alpha, REAL *g, const REAL *o, Py_ssize_t n) {
     if (f == ACT_RELU) {
         for (Py_ssize_t j = 0; j < n; j++) {
             REAL keep = o[j] > 0 ? (REAL)1 : (REAL)0; /* f′ = 1 where the unit is active; a select, so it vectorises */
@@ -62,6 +62,13 @@ static void CAT(activation_backward, SUFFIX)(int f, REAL alpha, REAL *g, const R
     } else if (f == ACT_SOFTPLUS) {
         for (Py_ssize_t j = 0; j < n; j++) g[j] = g[j] * -EXPM1(-o[j]); /* f′ = σ(net) = 1 − e^−f */
     }
+}
+
+/* sum[j] = Σ_r a[r, j] over the m rows of a (m × n), row after row */
+static NOINLINE WIDE void CAT(sum_rows, SUFFIX)(const REAL *a, REAL *sum, Py_ssize_t m, Py_ssize_t n) {
+    memcpy(sum, a, n * sizeof(REAL));
+    for (Py_ssize_t r = 1; r < m; r++)
+        for (Py_ssize_t j = 0; j < n; j++) sum[j] += a[r * n + j];
 }
 
 /* How many rows of the outputs o (m × k) name their label: the first largest output (the first NaN, as np.argmax),
@@ -212,9 +219,7 @@ static double CAT(sgd_step, SUFFIX)(const struct sgd_step *s, int64_t *correct) 
         /* b_b ← β·b_b + Σ_rows δ_i, the rows summed in order as np.add.reduce(δ, axis=0) does for two or more
          * columns (one column NumPy sums pairwise: the last bits may differ there) */
         REAL *sum = beta == 0 ? bb[i] : db;
-        memcpy(sum, delta[i], n[i + 1] * sizeof(REAL));
-        for (Py_ssize_t r = 1; r < m; r++)
-            for (Py_ssize_t j = 0; j < n[i + 1]; j++) sum[j] += delta[i][r * n[i + 1] + j];
+        CAT(sum_rows, SUFFIX)(delta[i], sum, m, n[i + 1]);
         if (beta != 0)
             for (Py_ssize_t j = 0; j < n[i + 1]; j++) bb[i][j] = bb[i][j] * beta + db[j];
         if (i > 0) { /* δ_{i-1} = (δ_i·W_iᵀ) ⊙ f′_{i-1} */
