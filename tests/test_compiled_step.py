@@ -102,6 +102,7 @@ def _compiled_and_numpy_agree(monkeypatch, net, X, y, make_optimizer, **kw):
         results.append((copy.theta.copy(), h, calls))
     (theta_c, h_c, calls), (theta_n, h_n, _) = results
     tol = TOL[net.dtype.type]
+    assert not np.array_equal(theta_c, net.theta)  # it trained
     np.testing.assert_allclose(theta_c, theta_n, **tol)
     np.testing.assert_allclose(h_c.loss, h_n.loss, **tol)
     assert h_c.history.get("accuracy") == h_n.history.get("accuracy")
