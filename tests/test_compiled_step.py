@@ -114,7 +114,7 @@ OUTPUTS = [  # (output activation, loss, outputs, targets): every output the C s
     ("sigmoid", "binary_cross_entropy", 3, "multi-label"),
     ("identity", "squared_error", 2, "values"),
     ("tanh", "mse", 2, "values"),
-    ("relu", "mse", 1, "values"),
+    ("relu", "mse", 2, "values"),
     ("sigmoid", "squared_error", 3, "labels"),  # the seed's classifier: sigmoid outputs, ½Σ(t − o)²
 ]
 
