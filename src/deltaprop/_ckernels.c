@@ -97,127 +97,6 @@ static int get_all(PyObject *const *args, Py_ssize_t nargs, int n, const int *wr
     return 1;
 }
 
-/* relu(net, out): out = max(net, 0); NaN stays NaN, as with np.maximum. out may be net. */
-#define RELU_LOOP(T)                                              \
-    {                                                             \
-        const T *x = (const T *)v[0].buf;                         \
-        T *o = (T *)v[1].buf;                                     \
-        for (Py_ssize_t i = 0; i < n; i++) o[i] = x[i] < 0 ? 0 : x[i]; \
-    }
-
-static PyObject *relu(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    static const int writable[] = {0, 1};
-    static const char *const names[] = {"net", "out"};
-    Py_buffer v[2];
-    kind_t kind;
-    if (!get_all(args, nargs, 2, writable, names, v, &kind, 1, "relu")) return NULL;
-    Py_ssize_t n = count(&v[0]);
-    if (kind == F32) RELU_LOOP(float) else RELU_LOOP(double)
-    release(v, 2);
-    Py_RETURN_NONE;
-}
-
-/* relu_backward(g, out): g ← g ⊙ [out > 0], the ReLU's δ = ∂E/∂out ⊙ f′(net) in place (as g *= out > 0). */
-#define RELU_BACK_LOOP(T)                                                  \
-    {                                                                      \
-        T *g = (T *)v[0].buf;                                              \
-        const T *o = (const T *)v[1].buf;                                  \
-        for (Py_ssize_t i = 0; i < n; i++) {                               \
-            T keep = o[i] > 0 ? (T)1 : (T)0; /* a select, so that it vectorises */ \
-            g[i] = g[i] * keep;                                            \
-        }                                                                  \
-    }
-
-static PyObject *relu_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    static const int writable[] = {1, 0};
-    static const char *const names[] = {"g", "out"};
-    Py_buffer v[2];
-    kind_t kind;
-    if (!get_all(args, nargs, 2, writable, names, v, &kind, 1, "relu_backward")) return NULL;
-    Py_ssize_t n = count(&v[0]);
-    if (kind == F32) RELU_BACK_LOOP(float) else RELU_BACK_LOOP(double)
-    release(v, 2);
-    Py_RETURN_NONE;
-}
-
-/* softmax(net, out, m, s): per row, m = max_j net_j, s = Σ_j e^(net_j − m), out = e^(net − m) / s.
- * m and s hold one number per row; out may be net. */
-#define SOFTMAX_LOOP(T, EXP)                                           \
-    {                                                                  \
-        const T *x = (const T *)v[0].buf;                              \
-        T *o = (T *)v[1].buf, *M = (T *)v[2].buf, *S = (T *)v[3].buf;  \
-        for (Py_ssize_t r = 0; r < rows; r++) {                        \
-            const T *xr = x + r * cols;                                \
-            T *orow = o + r * cols;                                    \
-            T mx = xr[0];                                              \
-            for (Py_ssize_t j = 1; j < cols; j++)                      \
-                if (xr[j] > mx || xr[j] != xr[j]) mx = xr[j];          \
-            T sum = 0;                                                 \
-            for (Py_ssize_t j = 0; j < cols; j++) {                    \
-                orow[j] = EXP(xr[j] - mx);                             \
-                sum += orow[j];                                        \
-            }                                                          \
-            for (Py_ssize_t j = 0; j < cols; j++) orow[j] /= sum;      \
-            M[r] = mx;                                                 \
-            S[r] = sum;                                                \
-        }                                                              \
-    }
-
-static PyObject *softmax(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    static const int writable[] = {0, 1, 1, 1};
-    static const char *const names[] = {"net", "out", "m", "s"};
-    Py_buffer v[4];
-    kind_t kind;
-    Py_ssize_t rows, cols;
-    if (!get_all(args, nargs, 4, writable, names, v, &kind, 0, "softmax")) return NULL;
-    if (!shape2(&v[0], &rows, &cols, "net")) goto fail;
-    if (count(&v[1]) != rows * cols || count(&v[2]) != rows || count(&v[3]) != rows || cols < 1) {
-        PyErr_SetString(PyExc_ValueError, "softmax: out must match net, m and s must hold one number per row");
-        goto fail;
-    }
-    if (kind == F32) SOFTMAX_LOOP(float, expf) else SOFTMAX_LOOP(double, exp)
-    release(v, 4);
-    Py_RETURN_NONE;
-fail:
-    release(v, 4);
-    return NULL;
-}
-
-/* cross_entropy_sum(net, m, s, t): Σ over rows and units of t · ln o, with ln o = (net − m) − ln s (the softmax's
- * own m and s), summed in double. The batch's cross-entropy is minus this over the number of rows. */
-#define XENT_LOOP(T, LOG)                                                        \
-    {                                                                            \
-        const T *x = (const T *)v[0].buf, *M = (const T *)v[1].buf;              \
-        const T *S = (const T *)v[2].buf, *tt = (const T *)v[3].buf;             \
-        for (Py_ssize_t r = 0; r < rows; r++) {                                  \
-            T shift = M[r], lns = LOG(S[r]);                                     \
-            const T *xr = x + r * cols, *tr = tt + r * cols;                     \
-            for (Py_ssize_t j = 0; j < cols; j++)                                \
-                if (tr[j] != 0) total += (double)(tr[j] * ((xr[j] - shift) - lns)); \
-        }                                                                        \
-    }
-
-static PyObject *cross_entropy_sum(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    static const int writable[] = {0, 0, 0, 0};
-    static const char *const names[] = {"net", "m", "s", "t"};
-    Py_buffer v[4];
-    kind_t kind;
-    Py_ssize_t rows, cols;
-    double total = 0.0;
-    if (!get_all(args, nargs, 4, writable, names, v, &kind, 0, "cross_entropy_sum")) return NULL;
-    if (!shape2(&v[0], &rows, &cols, "net")) goto fail;
-    if (count(&v[3]) != rows * cols || count(&v[1]) != rows || count(&v[2]) != rows) {
-        PyErr_SetString(PyExc_ValueError, "cross_entropy_sum: t must match net, m and s must hold one number per row");
-        goto fail;
-    }
-    if (kind == F32) XENT_LOOP(float, logf) else XENT_LOOP(double, log)
-    release(v, 4);
-    return PyFloat_FromDouble(total);
-fail:
-    release(v, 4);
-    return NULL;
-}
-
 /* adam(theta, g, m, v, beta1, beta2, eps_hat, step_size): one Adam update in one pass, in the order and the
  * rounding of deltaprop.optim.Adam's NumPy code (each constant rounded to the arrays' dtype once):
  *     m ← m + (1 − β1)(g − m)     v ← β2·v + (1 − β2)·g²     θ ← θ − step_size · m / (√v + eps_hat)
@@ -502,6 +381,89 @@ struct sgd_step {
 #define LN_FLOOR 1e-300
 #define BCE_MARGIN 1e-15
 #include "_sgd_step.h"
+
+/* The elementwise kernels of deltaprop.native, computed by the step's own functions (_sgd_step.h). */
+
+/* relu(net, out): out = max(net, 0); NaN stays NaN, as with np.maximum. out may be net. */
+static PyObject *relu(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    static const int writable[] = {0, 1};
+    static const char *const names[] = {"net", "out"};
+    Py_buffer v[2];
+    kind_t kind;
+    if (!get_all(args, nargs, 2, writable, names, v, &kind, 1, "relu")) return NULL;
+    if (kind == F32)
+        activate_f32(ACT_RELU, 0, v[0].buf, v[1].buf, count(&v[0]));
+    else
+        activate_f64(ACT_RELU, 0, v[0].buf, v[1].buf, count(&v[0]));
+    release(v, 2);
+    Py_RETURN_NONE;
+}
+
+/* relu_backward(g, out): g ← g ⊙ [out > 0], the ReLU's δ = ∂E/∂out ⊙ f′(net) in place (as g *= out > 0). */
+static PyObject *relu_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    static const int writable[] = {1, 0};
+    static const char *const names[] = {"g", "out"};
+    Py_buffer v[2];
+    kind_t kind;
+    if (!get_all(args, nargs, 2, writable, names, v, &kind, 1, "relu_backward")) return NULL;
+    if (kind == F32)
+        activation_backward_f32(ACT_RELU, 0, v[0].buf, v[1].buf, count(&v[0]));
+    else
+        activation_backward_f64(ACT_RELU, 0, v[0].buf, v[1].buf, count(&v[0]));
+    release(v, 2);
+    Py_RETURN_NONE;
+}
+
+/* softmax(net, out, m, s): per row, m = max_j net_j, s = Σ_j e^(net_j − m), out = e^(net − m) / s.
+ * m and s hold one number per row; out may be net. */
+static PyObject *softmax(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    static const int writable[] = {0, 1, 1, 1};
+    static const char *const names[] = {"net", "out", "m", "s"};
+    Py_buffer v[4];
+    kind_t kind;
+    Py_ssize_t rows, cols;
+    if (!get_all(args, nargs, 4, writable, names, v, &kind, 0, "softmax")) return NULL;
+    if (!shape2(&v[0], &rows, &cols, "net")) goto fail;
+    if (count(&v[1]) != rows * cols || count(&v[2]) != rows || count(&v[3]) != rows || cols < 1) {
+        PyErr_SetString(PyExc_ValueError, "softmax: out must match net, m and s must hold one number per row");
+        goto fail;
+    }
+    if (kind == F32)
+        softmax_rows_f32(v[0].buf, v[1].buf, v[2].buf, v[3].buf, rows, cols);
+    else
+        softmax_rows_f64(v[0].buf, v[1].buf, v[2].buf, v[3].buf, rows, cols);
+    release(v, 4);
+    Py_RETURN_NONE;
+fail:
+    release(v, 4);
+    return NULL;
+}
+
+/* cross_entropy_sum(net, m, s, t): Σ over rows and units of t · ln o, with ln o = (net − m) − ln s (the softmax's
+ * own m and s), summed in double. The batch's cross-entropy is minus this over the number of rows. */
+static PyObject *cross_entropy_sum(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    static const int writable[] = {0, 0, 0, 0};
+    static const char *const names[] = {"net", "m", "s", "t"};
+    Py_buffer v[4];
+    kind_t kind;
+    Py_ssize_t rows, cols;
+    double total = 0.0;
+    if (!get_all(args, nargs, 4, writable, names, v, &kind, 0, "cross_entropy_sum")) return NULL;
+    if (!shape2(&v[0], &rows, &cols, "net")) goto fail;
+    if (count(&v[3]) != rows * cols || count(&v[1]) != rows || count(&v[2]) != rows) {
+        PyErr_SetString(PyExc_ValueError, "cross_entropy_sum: t must match net, m and s must hold one number per row");
+        goto fail;
+    }
+    if (kind == F32)
+        total = cross_entropy_rows_f32(v[0].buf, v[1].buf, v[2].buf, v[3].buf, rows, cols);
+    else
+        total = cross_entropy_rows_f64(v[0].buf, v[1].buf, v[2].buf, v[3].buf, rows, cols);
+    release(v, 4);
+    return PyFloat_FromDouble(total);
+fail:
+    release(v, 4);
+    return NULL;
+}
 
 /* 1 when a buffer holds 64-bit integers (native byte order) */
 static int int64_buffer(const Py_buffer *v) {

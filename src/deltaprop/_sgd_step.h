@@ -64,6 +64,44 @@ static NOINLINE WIDE void CAT(activation_backward, SUFFIX)(int f, REAL alpha, RE
     }
 }
 
+/* One row of a softmax: e_j = e^(z_j − max) (e may be z); returns Σ_j e_j and sets *max (the first NaN if any). */
+static REAL CAT(softmax_row, SUFFIX)(const REAL *z, REAL *e, Py_ssize_t k, REAL *max) {
+    REAL mx = z[0], total = 0;
+    for (Py_ssize_t j = 1; j < k; j++)
+        if (z[j] > mx || z[j] != z[j]) mx = z[j];
+    for (Py_ssize_t j = 0; j < k; j++) {
+        e[j] = EXP(z[j] - mx);
+        total += e[j];
+    }
+    *max = mx;
+    return total;
+}
+
+/* *acc += Σ_j t_j·ln o_j over one row, in double, with ln o = (net − max) − ln Σ (the terms with t = 0 left out) */
+static void CAT(add_t_ln_o, SUFFIX)(const REAL *z, const REAL *t, REAL max, REAL ln_total, Py_ssize_t k,
+                                    double *acc) {
+    for (Py_ssize_t j = 0; j < k; j++)
+        if (t[j] != 0) *acc += (double)(t[j] * ((z[j] - max) - ln_total));
+}
+
+/* deltaprop.native's softmax: o = e^(net − m)/s per row of net (rows × k; o may be net), with m and s per row */
+static void CAT(softmax_rows, SUFFIX)(const REAL *net, REAL *o, REAL *M, REAL *S, Py_ssize_t rows, Py_ssize_t k) {
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        REAL *orow = o + r * k;
+        S[r] = CAT(softmax_row, SUFFIX)(net + r * k, orow, k, &M[r]);
+        for (Py_ssize_t j = 0; j < k; j++) orow[j] /= S[r];
+    }
+}
+
+/* deltaprop.native's cross_entropy_sum: Σ t·ln o over every row, from the softmax's own m and s */
+static double CAT(cross_entropy_rows, SUFFIX)(const REAL *net, const REAL *M, const REAL *S, const REAL *t,
+                                              Py_ssize_t rows, Py_ssize_t k) {
+    double sum_t_ln_o = 0.0;
+    for (Py_ssize_t r = 0; r < rows; r++)
+        CAT(add_t_ln_o, SUFFIX)(net + r * k, t + r * k, M[r], LOG(S[r]), k, &sum_t_ln_o);
+    return sum_t_ln_o;
+}
+
 /* sum[j] = Σ_r a[r, j] over the m rows of a (m × n), row after row */
 static NOINLINE WIDE void CAT(sum_rows, SUFFIX)(const REAL *a, REAL *sum, Py_ssize_t m, Py_ssize_t n) {
     memcpy(sum, a, n * sizeof(REAL));
@@ -100,23 +138,16 @@ static double CAT(output_layer, SUFFIX)(int loss, int f, REAL alpha, REAL *out, 
     double sum = 0.0;
     if (loss == LOSS_SOFTMAX_CE) { /* o = softmax(net), E = −(1/m) Σ t·ln o, δ = (o − t)/m */
         for (Py_ssize_t r = 0; r < m; r++) {
-            REAL *z = out + r * k, *d = delta + r * k;
+            REAL *z = out + r * k, *d = delta + r * k, max;
             const REAL *tr = t + r * k;
-            REAL max = z[0], total = 0;
-            for (Py_ssize_t j = 1; j < k; j++)
-                if (z[j] > max || z[j] != z[j]) max = z[j];
+            REAL total = CAT(softmax_row, SUFFIX)(z, d, k, &max); /* d = e^(net − max) for now */
+            CAT(add_t_ln_o, SUFFIX)(z, tr, max, LOG(total), k, &sum); /* before z becomes o */
             for (Py_ssize_t j = 0; j < k; j++) {
-                d[j] = EXP(z[j] - max);
-                total += d[j];
-            }
-            REAL ln_total = LOG(total);
-            for (Py_ssize_t j = 0; j < k; j++) {
-                if (tr[j] != 0) sum -= (double)(tr[j] * ((z[j] - max) - ln_total)); /* ln o = (net − max) − ln Σ */
                 z[j] = d[j] / total;
                 d[j] = (z[j] - tr[j]) / (REAL)m;
             }
         }
-        return sum / (double)m;
+        return -sum / (double)m;
     }
     if (loss == LOSS_SIGMOID_BCE) { /* o = σ(net), E = (1/m) Σ softplus(net) − t·net, δ = (o − t)/m */
         for (Py_ssize_t j = 0; j < m * k; j++) {
