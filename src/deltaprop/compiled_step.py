@@ -15,7 +15,7 @@ error / mse on the output, the C function does all of it in one call with the GI
 and writes the gradient where it is told: ``net.grad`` (then any optimiser updates the weights, as after
 ``net._backward``), or, for SGD, β·b + g into the momentum buffer and ``θ ← θ − lr·b`` in the same call
 (:class:`deltaprop.fused.FusedSGD`). The numbers are those of the NumPy path up to float rounding (for ReLU and
-linear layers they come out bit-identical in the tests: the same products, sums and order; softplus′ is computed
+linear layers they came out bit-identical when measured: the same products, sums and order; softplus′ is computed
 from the output, σ(net) = 1 − e^−f, as the C step does not keep net).
 
 It applies where the extension was built with BLAS (``deltaprop.blas`` found NumPy's OpenBLAS), for float32 and
@@ -59,6 +59,9 @@ class CompiledBackprop:
         self.codes = codes  # every layer's activation (the output's: see LOSS_CODES)
         self.loss = loss
         self.alphas = [float(getattr(layer.activation, "alpha", 0.0)) for layer in net.layers]  # LeakyReLU, ELU
+        sizes = net.layer_sizes
+        # the scratch a batch of m rows needs, less the gathered batch: m·per_row + widest (see _sgd_step.h)
+        self._per_row, self._widest = 2 * sum(sizes[1:]), max(sizes[1:])
         #: ∂E/∂b of the layers whose biases are frozen: 0, as on the NumPy path
         self._frozen_db = [layer.db for layer in net.layers if not layer.bias_trainable]
         self._scratch: np.ndarray | None = None  # the gathered batch, out and δ of every layer
@@ -112,7 +115,7 @@ class CompiledBackprop:
         net = self.net
         m = X.shape[0] if rows is None else rows.shape[0]
         sizes = net.layer_sizes
-        needed = (0 if rows is None else m * sizes[0]) + max(sizes[1:]) + 2 * m * sum(sizes[1:])  # (gathered X)
+        needed = (0 if rows is None else m * sizes[0]) + self._widest + m * self._per_row  # (with the gathered X)
         if self._scratch is None or self._scratch.shape[0] < needed:
             self._scratch = np.empty(needed, dtype=net.dtype)
         if labels is not None and labels.dtype != np.int64:
