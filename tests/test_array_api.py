@@ -1,5 +1,7 @@
 """The numeric core on arrays of other libraries than NumPy: PyTorch CPU tensors and array-api-strict arrays.
 
+Where a GPU is, also PyTorch CUDA tensors and CuPy arrays (``array_helpers.BACKENDS``).
+
 The core (activations, losses, Dense, Network's forward/backward/loss/step) is written against the Python array API
 (``xp = xp_of(array)``), with NumPy as the fast path. Here a network built by ``MLP`` in NumPy is copied into another
 namespace (its flat ``theta``/``grad`` buffers become tensors of that library, every layer's W, b, dW, db views into
@@ -16,15 +18,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from array_helpers import is_of, namespace, to_np
+from array_helpers import BACKENDS, is_of, namespace, to_np
 
 from deltaprop import MLP, Network
 from deltaprop.activations import ACTIVATIONS, get_activation
 from deltaprop.losses import LOSSES, get_loss
 
 pytest.importorskip("array_api_compat", reason="non-NumPy arrays go through array-api-compat (extra [gpu])")
-
-BACKENDS = ["torch", "strict"]
 
 # (backend, case) → why it fails today (the library function at fault); delete an entry once its fix is in.
 # Every entry found by the first version of this file has been fixed in the library.
@@ -251,6 +251,20 @@ def test_get_weights(backend: str, name: str) -> None:
     for (W, b), (W_ref, b_ref) in zip(net.get_weights(), ref.get_weights()):
         np.testing.assert_array_equal(to_np(W), W_ref)
         np.testing.assert_array_equal(to_np(b), b_ref)
+
+
+@pytest.mark.parametrize(("backend", "name"), [case(b, "set-weights") for b in BACKENDS])
+def test_set_weights_across_libraries(backend: str, name: str) -> None:
+    """NumPy weights into a network of another library (on its device), and that network's weights into NumPy."""
+    xp = namespace(backend)
+    ref, net = make("elu/identity/mse"), port(make("elu/identity/mse"), xp)
+    other = MLP([4, 6, 5, 2], activation="elu", output_activation="identity", loss="mse", dtype="float64", seed=7)
+    net.set_weights(other.get_weights())
+    assert is_of(xp, net.theta)
+    np.testing.assert_array_equal(to_np(net.theta), other.theta)
+    np.testing.assert_array_equal(to_np(net.layers[1].W), other.layers[1].W)  # the views see the new values
+    ref.set_weights(net.get_weights())
+    np.testing.assert_array_equal(ref.theta, other.theta)
 
 
 @pytest.mark.parametrize(("backend", "name"), [case(b, "class-index") for b in BACKENDS])

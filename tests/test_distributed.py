@@ -175,6 +175,9 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = "1"  # one BLAS thread per rank: the ranks are the parallelism
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # Open MPI's mpiexec refuses root (containers) unless told
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
     return env
 
 

@@ -1,21 +1,22 @@
 """Optimisers, ``fit``, ``predict`` and ``MLP(..., device=...)`` on arrays of other libraries than NumPy.
 
-Every result on PyTorch CPU tensors and on array-api-strict arrays is compared with NumPy's (the fast path).
+Every result on PyTorch CPU tensors and on array-api-strict arrays (and, where a GPU is, on PyTorch CUDA tensors and
+CuPy arrays) is compared with NumPy's (the fast path).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import pytest
-from array_helpers import is_of, namespace, to_np
+from array_helpers import BACKENDS, is_of, namespace, to_np
 
+from deltaprop.callbacks import Callback
 from deltaprop.optim import OPTIMIZERS, clip_grad_norm, get_optimizer
 
 pytest.importorskip("array_api_compat", reason="non-NumPy arrays go through array-api-compat (extra [gpu])")
-
-BACKENDS = ["torch", "strict"]
 
 
 OPTIMIZER_CASES = [
@@ -176,6 +177,71 @@ def test_checkpoint_and_resume_on_other_library(backend: str, tmp_path: Any) -> 
     np.testing.assert_allclose(to_np(again.theta), to_np(full.theta), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_divergence_stops_as_on_numpy(backend: str) -> None:
+    """The loss is read once per epoch on other libraries; a run that diverges mid-epoch still stops after that
+    epoch with the last finite weights (those of the epoch before), as the NumPy path does."""
+    from deltaprop import MLP
+
+    xp = namespace(backend)
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(50, 3)), rng.normal(size=(50, 1))
+    kwargs = dict(epochs=50, batch_size=10, optimizer="sgd", lr=0.8, shuffle=False, verbose=0)  # inf in epoch 3
+    runs = []
+    for X_in, Y_in in ((X, Y), (xp.asarray(X), xp.asarray(Y))):
+        net = MLP([3, 16, 1], activation="relu", output_activation="identity", loss="mse", dtype="float64", seed=0)
+        with pytest.warns(RuntimeWarning, match="diverged"):
+            history = net.fit(X_in, Y_in, **kwargs)
+        runs.append((history, to_np(net.theta)))
+    (h_ref, theta_ref), (h, theta) = runs
+    assert h.stop_reason.startswith("diverged") and h.stop_reason == h_ref.stop_reason
+    assert len(h.loss) == len(h_ref.loss) == 3 and not math.isfinite(h.loss[-1])
+    np.testing.assert_allclose(h.loss[:1], h_ref.loss[:1], rtol=1e-10)  # epoch 2's 1e271 amplifies rounding
+    assert np.all(np.isfinite(theta))
+    np.testing.assert_allclose(theta, theta_ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batch_losses_stay_on_the_device_until_the_epoch_ends(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without batch callbacks no batch's loss is turned into a Python float (which would wait for a GPU)."""
+    from deltaprop import MLP, Network
+
+    xp = namespace(backend)
+    X, labels, _ = data(n=40)
+    floats: list[int] = []
+    real_batch_loss = Network._batch_loss  # the batch's E as a float (a GPU must finish the batch first)
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> float:
+        floats.append(1)
+        return real_batch_loss(self, *args, **kwargs)
+
+    monkeypatch.setattr(Network, "_batch_loss", counted)
+    net = MLP([3, 4, 3], output_activation="softmax", loss="cross_entropy", dtype="float64", seed=0)
+    ref = MLP([3, 4, 3], output_activation="softmax", loss="cross_entropy", dtype="float64", seed=0)
+    kwargs = dict(epochs=3, batch_size=8, optimizer="adam", lr=0.01, seed=0, verbose=0)
+    h = net.fit(xp.asarray(X), labels, **kwargs)
+    assert floats == []  # 15 batches, no float per batch
+    h_ref = ref.fit(X, labels, **kwargs)
+    np.testing.assert_allclose(h.loss, h_ref.loss, rtol=1e-10)
+    assert h.accuracy == h_ref.accuracy and all(isinstance(a, float) for a in h.accuracy + h.loss)
+    floats.clear()
+    spy = _BatchLosses()
+    net.fit(xp.asarray(X), labels, epochs=1, batch_size=8, verbose=0, callbacks=[spy])
+    assert len(floats) == len(spy.losses) == 5  # a batch callback reads every batch's loss
+
+
+class _BatchLosses(Callback):
+    """A callback that reads each batch's loss (so the training loop must give it as a float)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.losses: list[float] = []
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
+        assert isinstance(logs["loss"], float)
+        self.losses.append(logs["loss"])
+
+
 def test_mlp_device_cpu_is_torch_and_matches_numpy() -> None:
     torch = pytest.importorskip("torch")
     from deltaprop import MLP
@@ -230,6 +296,36 @@ def test_mlp_device_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importlib, "import_module", no_torch_module)
     with pytest.raises(MissingExtraError, match=r'pip install "deltaprop\[gpu\]"'):
         MLP([2, 1], device="cuda")
+
+
+def test_mlp_device_cuda_trains_on_the_gpu_and_matches_numpy(tmp_path: Any) -> None:
+    """``MLP(..., device="cuda")`` with NumPy data: parameters, batches and outputs on the GPU; NumPy's results."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU here")
+    import deltaprop
+    from deltaprop import MLP
+
+    X, labels, _ = data(n=64)
+    kwargs = dict(epochs=4, batch_size=16, optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9}, seed=2, verbose=0)
+    ref = MLP([3, 8, 3], output_activation="softmax", loss="cross_entropy", dtype="float64", seed=0)
+    net = MLP([3, 8, 3], output_activation="softmax", loss="cross_entropy", dtype="float64", seed=0, device="cuda")
+    assert net.theta.device.type == "cuda" and net.layers[1].W.device.type == "cuda"
+    h_ref, h = ref.fit(X, labels, **kwargs), net.fit(X, labels, **kwargs)
+    assert net.theta.device.type == "cuda"
+    np.testing.assert_allclose(to_np(net.theta), ref.theta, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(h.loss, h_ref.loss, rtol=1e-10)
+    proba = net.predict_proba(X)
+    assert proba.device.type == "cuda"
+    np.testing.assert_allclose(to_np(proba), ref.predict_proba(X), rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(net.predict(X), ref.predict(X))
+    copy = MLP([3, 8, 3], output_activation="softmax", loss="cross_entropy", dtype="float64", seed=9)
+    copy.set_weights(net.get_weights())  # CUDA tensors into a NumPy network
+    np.testing.assert_array_equal(copy.theta, to_np(net.theta))
+    net.set_weights(ref.get_weights())  # NumPy arrays into a CUDA network
+    np.testing.assert_array_equal(to_np(net.theta), ref.theta)
+    net.save(tmp_path / "m")  # a GPU network saves as NumPy and loads on the CPU
+    np.testing.assert_array_equal(deltaprop.load(tmp_path / "m").theta, to_np(net.theta))
 
 
 def test_cuda_device_without_gpu_is_a_clear_error() -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import native
-from .backend import xp_of
+from .backend import constant_like, xp_of
 
 __all__ = [
     "Activation",
@@ -146,7 +146,7 @@ class ReLU(Activation):
     reads_net = False
 
     def forward(self, net: Array) -> Array:
-        return xp_of(net).maximum(net, 0.0)
+        return xp_of(net).maximum(net, constant_like(0.0, net))
 
     def forward_into(self, net: Array, out: Array) -> Array:
         return native.relu(net, out)  # max(net, 0), one compiled pass where deltaprop._ckernels was built
@@ -158,9 +158,9 @@ class ReLU(Activation):
     def backward(self, dE_dout: Array, net: Array, out: Array) -> Array:
         if isinstance(dE_dout, np.ndarray):
             native.relu_backward(dE_dout, out)  # δ = ∂E/∂out where the unit is active (out > 0), 0 elsewhere
-        else:  # the array API multiplies numbers only, not booleans
-            dE_dout *= xp_of(out).astype(out > 0, dE_dout.dtype)
-        return dE_dout
+            return dE_dout
+        # the array API multiplies numbers only, not booleans: keep ∂E/∂out where out > 0, else 0
+        return xp_of(out).where(out > 0, dE_dout, constant_like(0.0, dE_dout))
 
 
 class LeakyReLU(Activation):
@@ -258,8 +258,12 @@ class Softmax(Activation):
 
     def forward(self, net: Array) -> Array:
         xp = xp_of(net)
-        e = xp.exp(net - xp.max(net, axis=-1, keepdims=True))  # shifting net changes no o, and avoids overflow
-        e /= xp.sum(e, axis=-1, keepdims=True)
+        m = xp.max(net, axis=-1, keepdims=True)
+        e = xp.exp(net - m)  # shifting net changes no o, and avoids overflow
+        s = xp.sum(e, axis=-1, keepdims=True)
+        e /= s
+        if not isinstance(net, np.ndarray):  # another library: the batch's cross-entropy reuses m and s
+            self.kept = (e, m, s)
         return e
 
     def derivative(self, net: Array, out: Array) -> Array:

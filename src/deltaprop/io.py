@@ -24,6 +24,7 @@ import numpy as np
 
 from . import safefile
 from .activations import ACTIVATIONS, get_activation
+from .backend import to_host
 from .losses import LOSSES, get_loss
 from .safefile import ModelFileError
 
@@ -50,8 +51,8 @@ def model_payload(net: Network) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The tensors and metadata that describe ``net`` completely."""
     tensors: dict[str, np.ndarray] = {}
     for i, layer in enumerate(net.layers):
-        tensors[f"layers.{i}.W"] = np.ascontiguousarray(_host(layer.W))
-        tensors[f"layers.{i}.b"] = np.ascontiguousarray(_host(layer.b))
+        tensors[f"layers.{i}.W"] = np.ascontiguousarray(to_host(layer.W))
+        tensors[f"layers.{i}.b"] = np.ascontiguousarray(to_host(layer.b))
     for name, arr in net.extra_arrays.items():
         tensors[f"extra.{name}"] = np.array(arr, order="C")  # a copy (0-d arrays stay 0-d)
     classes = None
@@ -69,15 +70,6 @@ def model_payload(net: Network) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         "metadata": net.metadata,
     }
     return tensors, meta
-
-
-def _host(a: Any) -> np.ndarray:
-    """A NumPy copy of an array of any library (a torch tensor on a GPU is copied to the host first)."""
-    if isinstance(a, np.ndarray):
-        return a
-    if hasattr(a, "detach"):  # torch
-        return np.asarray(a.detach().cpu())
-    return np.from_dlpack(a)
 
 
 def save(net: Network, path: str | os.PathLike[str]) -> None:

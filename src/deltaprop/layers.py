@@ -18,7 +18,7 @@ import numpy as np
 
 from . import blas
 from .activations import Activation
-from .backend import xp_of
+from .backend import affine, matmul_into, sum_rows_into, xp_of
 
 __all__ = ["Dense"]
 
@@ -93,8 +93,7 @@ class Dense:
             self.net = net
             self.out = self.activation.forward_into(net, out)
             return self.out
-        net = X @ self.W
-        net += self.b  # net = X·W + b
+        net = affine(X, self.W, self.b)  # net = X·W + b
         self.net = net
         self.out = self.activation.forward(net)
         return self.out
@@ -137,8 +136,11 @@ class Dense:
                 self.db[...] = 0.0
         else:
             xp = xp_of(delta)
-            self.dW[...] = xp.matmul(xp.matrix_transpose(self.inputs), delta)
-            self.db[...] = xp.sum(delta, axis=0) if self.bias_trainable else 0.0
+            matmul_into(xp.matrix_transpose(self.inputs), delta, self.dW)  # ∂E/∂W = outᵀ_below · δ
+            if self.bias_trainable:
+                sum_rows_into(delta, self.db)  # ∂E/∂b = Σ δ over the batch
+            else:
+                self.db[...] = 0.0
         if not input_grad:
             return None
         if self._reusing and delta.shape[0] in self._buffers:

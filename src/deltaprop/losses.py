@@ -21,7 +21,7 @@ import numpy as np
 
 from . import native
 from .activations import Activation
-from .backend import dtype_in, is_foreign_array, xp_of
+from .backend import device_of, dtype_in, is_foreign_array, xp_of
 
 __all__ = ["Loss", "SquaredError", "MSE", "CrossEntropy", "BinaryCrossEntropy", "LOSSES", "get_loss"]
 
@@ -38,6 +38,12 @@ class Loss:
     def value(self, out: Array, t: Array, net: Array | None = None) -> float:
         """E, the mean over the batch of the per-example error (``net`` lets fused losses work from logits)."""
         raise NotImplementedError
+
+    def value_array(self, out: Array, t: Array, net: Array | None = None) -> Any:
+        """E as a 0-d array of ``out``'s library, not copied to the host (a GPU runs on meanwhile; the training
+        loop adds these up and reads the sum once per epoch). The built-in losses compute it in the library;
+        this default returns ``value()``, a float."""
+        return self.value(out, t, net)
 
     def elementwise(self, out: Array, t: Array) -> Array:
         """Each output unit's share of each example's error (rows sum to the per-example error, e.g. E_o1 + E_o2)."""
@@ -87,7 +93,11 @@ class SquaredError(Loss):
         diff = t - out
         if isinstance(diff, np.ndarray):
             return float(0.5 * np.vdot(diff, diff) / out.shape[0])  # ½ Σ (t − o)², one BLAS call
-        return float(0.5 * xp_of(out).sum(diff * diff) / out.shape[0])
+        return float(self.value_array(out, t, net))
+
+    def value_array(self, out: Array, t: Array, net: Array | None = None) -> Any:
+        diff = t - out
+        return 0.5 * xp_of(out).sum(diff * diff) / out.shape[0]
 
     def elementwise(self, out: Array, t: Array) -> Array:
         return 0.5 * (t - out) ** 2  # E_o = ½(target − out)²
@@ -102,9 +112,11 @@ class MSE(Loss):
     name = "mse"
 
     def value(self, out: Array, t: Array, net: Array | None = None) -> float:
-        xp = xp_of(out)
+        return float(self.value_array(out, t, net))
+
+    def value_array(self, out: Array, t: Array, net: Array | None = None) -> Any:
         diff = t - out
-        return float(xp.sum(diff * diff) / (out.shape[0] * out.shape[1]))
+        return xp_of(out).sum(diff * diff) / (out.shape[0] * out.shape[1])
 
     def elementwise(self, out: Array, t: Array) -> Array:
         return (t - out) ** 2 / out.shape[1]
@@ -128,12 +140,24 @@ class CrossEntropy(Loss):
             m = np.maximum.reduce(net, axis=-1, keepdims=True)
             s = np.add.reduce(np.exp(net - m), axis=-1, keepdims=True)
             return self.value_from_softmax(t, net, m, s)
+        return float(self.value_array(out, t, net))
+
+    def value_array(self, out: Array, t: Array, net: Array | None = None) -> Any:
         xp = xp_of(out)
         if net is None:  # from probabilities: clip so that a zero probability gives a large, finite E
-            return float(-xp.sum(t * xp.log(xp.clip(out, _ln_floor(xp, out), 1.0))) / out.shape[0])
+            return -xp.sum(t * xp.log(xp.clip(out, _ln_floor(xp, out), 1.0))) / out.shape[0]
         m = xp.max(net, axis=-1, keepdims=True)
         log_out = net - (m + xp.log(xp.sum(xp.exp(net - m), axis=-1, keepdims=True)))  # log-softmax
-        return float(-xp.sum(t * log_out) / out.shape[0])
+        return -xp.sum(t * log_out) / out.shape[0]
+
+    def value_array_from_softmax(self, t: Array, net: Array, m: Array, s: Array) -> Any:
+        """``value_from_softmax`` for arrays of another library: a 0-d array, on their device."""
+        return self.sum_array_from_softmax(t, net, m, s) / net.shape[0]
+
+    def sum_array_from_softmax(self, t: Array, net: Array, m: Array, s: Array) -> Any:
+        """−Σ t·ln o over the whole batch (not divided by its size), a 0-d array of ``net``'s library."""
+        xp = xp_of(net)
+        return xp.sum(t * ((m + xp.log(s)) - net))  # ln o = net − (m + ln s)
 
     def value_from_softmax(self, t: np.ndarray, net: np.ndarray, m: np.ndarray, s: np.ndarray) -> float:
         """E from the softmax's own row max ``m`` and row sum ``s`` of e^(net − m): nothing is exponentiated again."""
@@ -159,7 +183,8 @@ class CrossEntropy(Loss):
                     f"got values from {int(xp.min(arr))} to {int(xp.max(arr))}"
                 )
             if xp is not np:  # the array API has no fancy-index assignment: compare with 0..n_out−1 instead
-                hot = xp.expand_dims(arr, axis=1) == xp.arange(n_out, dtype=arr.dtype)
+                classes = xp.arange(n_out, dtype=arr.dtype, device=device_of(arr))
+                hot = xp.expand_dims(arr, axis=1) == classes
                 return xp.astype(hot, dtype_in(xp, dtype))
             one_hot = xp.zeros((arr.shape[0], n_out), dtype=dtype)
             one_hot[xp.arange(arr.shape[0]), arr] = 1.0
@@ -178,14 +203,17 @@ class BinaryCrossEntropy(Loss):
     fused_activation = "sigmoid"
 
     def value(self, out: Array, t: Array, net: Array | None = None) -> float:
+        return float(self.value_array(out, t, net))
+
+    def value_array(self, out: Array, t: Array, net: Array | None = None) -> Any:
         xp = xp_of(out)
         if net is None:
             e = _bce_margin(xp, out)
             o = xp.clip(out, e, 1.0 - e)
-            return float(-xp.sum(t * xp.log(o) + (1.0 - t) * xp.log(1.0 - o)) / out.shape[0])
+            return -xp.sum(t * xp.log(o) + (1.0 - t) * xp.log(1.0 - o)) / out.shape[0]
         # softplus(net) − t·net  =  max(net, 0) − t·net + ln(1 + e^(−|net|))
         e = xp.maximum(net, 0.0) - t * net + xp.log1p(xp.exp(-xp.abs(net)))
-        return float(xp.sum(e) / out.shape[0])
+        return xp.sum(e) / out.shape[0]
 
     def elementwise(self, out: Array, t: Array) -> Array:
         xp = xp_of(out)

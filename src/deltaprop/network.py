@@ -24,7 +24,7 @@ import numpy as np
 
 from . import native
 from .activations import Activation, get_activation
-from .backend import dtype_in, is_numpy, xp_of
+from .backend import dtype_in, is_foreign_array, to_host, xp_of
 from .initializers import initialize
 from .layers import Dense
 from .losses import CrossEntropy, Loss, get_loss
@@ -285,8 +285,19 @@ class Network:
             and last.net is not None
             and isinstance(self.loss_function, CrossEntropy)
         ):
+            if not isinstance(out, np.ndarray):
+                return float(self.loss_function.value_array_from_softmax(t, last.net, kept[1], kept[2]))
             return self.loss_function.value_from_softmax(t, last.net, kept[1], kept[2])  # no second exp pass
         return self.loss_function.value(out, t, last.net)
+
+    def _batch_loss_sum_array(self, out: Array, t: Array) -> Any:
+        """``_batch_loss`` times the batch's size (E summed over its examples), as a 0-d array of the parameters'
+        library, left on its device (no synchronisation)."""
+        last = self.layers[-1]
+        kept = getattr(last.activation, "kept", None)
+        if kept is not None and kept[0] is out and isinstance(self.loss_function, CrossEntropy):
+            return self.loss_function.sum_array_from_softmax(t, last.net, kept[1], kept[2])  # no second exp pass
+        return self.loss_function.value_array(out, t, last.net) * out.shape[0]
 
     def step(self, lr: float) -> None:
         """Plain gradient descent on every parameter: w ← w − lr · ∂E/∂w (the gradients of the last backward)."""
@@ -368,8 +379,8 @@ class Network:
                 raise ValueError(f"layer {i}: weights contain NaN or infinite values")
             checked.append((W, b))
         for (W, b), layer in zip(checked, self.layers):
-            layer.W[...] = W
-            layer.b[...] = b
+            layer.W[...] = self._in_own_library(W)  # NumPy values copied to the parameters' device
+            layer.b[...] = self._in_own_library(b)
 
     def freeze_biases(self, layers: Sequence[int] | None = None, frozen: bool = True) -> None:
         """Hold the biases of ``layers`` (all if None) fixed during training (``frozen=False`` trains them again)."""
@@ -514,7 +525,7 @@ def _torch_device(device: Any) -> tuple[Any, Any]:
 
 def check_inputs(X: Any, n_inputs: int, dtype: Any, *, name: str = "X") -> tuple[Array, bool]:
     """Check ``X`` for a network of ``n_inputs`` inputs; return it as a 2-D ``dtype`` array and whether it was 1-D."""
-    if not is_numpy(X) and hasattr(X, "__array_namespace__") or _is_torch_tensor(X):
+    if is_foreign_array(X):
         xp = xp_of(X)
         want = dtype_in(xp, dtype)
         if X.dtype != want:  # as NumPy inputs are: cast to the network's dtype
@@ -571,7 +582,7 @@ def _check_memmap(X: np.memmap, n_inputs: int, name: str) -> np.memmap:
 
 def _numeric_array(a: Any, name: str) -> np.ndarray:
     try:
-        arr = np.asarray(a)
+        arr = to_host(a) if is_foreign_array(a) else np.asarray(a)  # a GPU array is copied to the host
     except ValueError as exc:
         raise ValueError(f"{name} must be a rectangular array of numbers (rows of equal length): {exc}") from None
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
@@ -595,25 +606,9 @@ def _check_layer_sizes(layer_sizes: Any) -> list[int]:
     return [int(n) for n in sizes]
 
 
-def _is_torch_tensor(a: Any) -> bool:
-    return type(a).__module__.startswith("torch")
-
-
 def _to_numpy(a: Any) -> np.ndarray:
-    """A NumPy array with the values of ``a`` (a torch tensor, on any device, or another library's array)."""
-    if isinstance(a, np.ndarray):
-        return a
-    if _is_torch_tensor(a):
-        return a.detach().cpu().numpy()
-    if hasattr(a, "__dlpack__") and not is_numpy(a):
-        try:
-            return np.from_dlpack(a)
-        except Exception:  # noqa: BLE001 - e.g. a GPU array: copy through the library instead
-            pass
-    get = getattr(a, "get", None)  # CuPy
-    if callable(get) and type(a).__module__.startswith("cupy"):
-        return np.asarray(get())
-    return np.asarray(a)
+    """A NumPy array with the values of ``a`` (a torch tensor or CuPy array, on any device, or a NumPy array)."""
+    return to_host(a)
 
 
 def _astype(a: Array, dtype: Any) -> Array:

@@ -349,15 +349,17 @@ class SGD(Optimizer):
         g = self._l2_xp(xp, theta, grad) if self.weight_decay != 0.0 else grad  # g ← g + λθ
         mu = self.momentum
         if mu != 0.0:
+            b = state["b"]  # updated in place (in-place operators are array API too: fewer GPU kernels)
             if state["step"] == 0:
-                b = xp.asarray(g, copy=True)  # b ← g
+                _assign(b, g)  # b ← g
             elif self.dampening != 0.0:
-                b = mu * state["b"] + (1.0 - self.dampening) * g  # b ← μb + (1 − τ)g
+                b *= mu
+                b += (1.0 - self.dampening) * g  # b ← μb + (1 − τ)g
             else:
-                b = mu * state["b"] + g
-            _assign(state["b"], b)
+                b *= mu
+                b += g  # b ← μb + g
             g = g + mu * b if self.nesterov else b
-        _assign(theta, theta - self.lr * g)  # θ ← θ − lr·g
+        theta -= self.lr * g  # θ ← θ − lr·g
         state["step"] += 1
 
     def _update(self, theta: np.ndarray, g: np.ndarray, b: np.ndarray, s: np.ndarray, first: bool) -> None:

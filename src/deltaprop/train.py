@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import is_foreign_array
+from .backend import is_foreign_array, xp_of
 from .callbacks import Callback, EarlyStopping, StopAtLoss, StopWhenAllCorrect, TerminateOnNaN, TimeBudget
 from .compiled_step import CompiledBackprop
 from .fused import FusedSGD
@@ -409,6 +409,16 @@ class Trainer:
         loss_fn = net.loss_function
         X, T, L, W = self.X, self._T_epoch, self._L_epoch, self._W_epoch
         n, bs = X.shape[0], self.batch_size
+        # arrays of another library (a GPU): the epoch's loss and correct count are summed where they are and read
+        # once, at the end of the epoch, so that the host does not wait for the device after every batch. Not when
+        # anything reads them per batch (batch callbacks, checkpoints within an epoch, several processes).
+        deferred = (
+            self._foreign
+            and not self._batch_callbacks
+            and not self.checkpoint_every_batches
+            and self.grad_reduce is None
+            and self.metric_reduce is None
+        )
         while self.batch < self.n_batches:
             b = self.batch
             lo, hi = b * bs, min(n, (b + 1) * bs)
@@ -419,7 +429,7 @@ class Trainer:
             if self._batch_callbacks:
                 for cb in self._batch_callbacks:
                     cb.on_batch_begin(b, {"size": hi - lo})
-            batch_loss = 0.0
+            batch_loss, loss_sum = 0.0, None
             weight = float(hi - lo)  # these rows' weight in the batch mean: their number, or their sample weights
             compiled = self._compiled_step and hi > lo and not net._record
             if compiled:  # one C call: forward, loss, backward (and SGD's update)
@@ -439,13 +449,15 @@ class Trainer:
                 Tb = T[lo:hi] if not self._foreign else T[lo:hi, ...]
                 out = net._forward(Xb)  # forward pass
                 wb = None if W is None else W[lo:hi]
-                if wb is None:
+                if wb is None and deferred:  # E·m of this batch, a 0-d array left on the device
+                    batch_loss, loss_sum = math.nan, net._batch_loss_sum_array(out, Tb)
+                elif wb is None:
                     batch_loss = net._batch_loss(out, Tb)
                 else:
                     batch_loss = _weighted_loss(loss_fn, out, Tb, wb)
                     weight = _total(wb)
                 if L is not None:
-                    self._epoch_correct += _count_equal(net._class_index(out), L[lo:hi])
+                    self._epoch_correct += _count_equal(net._class_index(out), L[lo:hi], as_int=not deferred)
                 if self.fused is not None:  # backward pass, each layer's gradient into the momentum buffer
                     self.fused.begin(state)
                     net._backward(Tb, sample_weight=wb, fused=self.fused)
@@ -453,14 +465,14 @@ class Trainer:
                     net._backward(Tb, sample_weight=wb)  # backward pass: every dW, db
             else:
                 net.grad[...] = 0.0  # no rows for this process in this batch: it adds nothing to the sum
-            contribution = batch_loss * (hi - lo)  # these rows' share of the epoch's loss sum
+            contribution = batch_loss * (hi - lo) if loss_sum is None else loss_sum  # these rows' share of the sum
             if self.grad_reduce is not None:
                 # the global batch's mean gradient, the same on every process; total: the batch's whole weight
                 total = self.grad_reduce(net.grad, weight)
                 if W is not None:  # the batch adds m × its weighted mean loss; these rows hold Σ w·loss / total of it
                     contribution = batch_loss * weight * m / total if total > 0 else 0.0
             self._epoch_loss += contribution
-            if self.grad_reduce is None and not math.isfinite(batch_loss):
+            if self.grad_reduce is None and not deferred and not math.isfinite(batch_loss):
                 self.batch = self.n_batches  # diverged: end the epoch; TerminateOnNaN stops and restores weights
                 break
             if self.clip_norm is not None:
@@ -480,6 +492,8 @@ class Trainer:
                     self.save_checkpoint(self.checkpoint_path)
             if self.stop_training:
                 break
+        if deferred:  # the one read of the epoch's sums (a non-finite loss is found here, TerminateOnNaN acts)
+            self._epoch_loss, self._epoch_correct = float(self._epoch_loss), int(self._epoch_correct)
         epoch_loss, epoch_correct = self._epoch_loss, self._epoch_correct
         if self.metric_reduce is not None:
             sums = self.metric_reduce(np.array([epoch_loss, float(epoch_correct)]))  # over every process
@@ -753,9 +767,9 @@ def _weighted_loss(loss_fn: Any, out: np.ndarray, T: np.ndarray, w: np.ndarray) 
 # ------------------------------------------------------------------------------------ other array libraries
 def _namespace_device(a: Any) -> tuple[Any, Any]:
     """(array-api-compat namespace, device) of an array of another library than NumPy."""
-    from array_api_compat import array_namespace, device
+    from array_api_compat import device
 
-    return array_namespace(a), device(a)
+    return xp_of(a), device(a)
 
 
 def _total(w: Any) -> float:
@@ -765,12 +779,17 @@ def _total(w: Any) -> float:
     return float(_namespace_device(w)[0].sum(w))
 
 
-def _count_equal(a: Any, b: Any) -> int:
-    """How many entries of ``a`` and ``b`` (same library) are equal."""
+def _count_equal(a: Any, b: Any, as_int: bool = True) -> Any:
+    """How many entries of ``a`` and ``b`` (same library) are equal: an int, or (``as_int=False``, another
+    library) a 0-d array of that library, left on its device."""
     if isinstance(a, np.ndarray):
         return int(np.count_nonzero(a == b))
-    xp = _namespace_device(a)[0]
-    return int(xp.sum(xp.astype(a == b, xp.int64)))
+    xp = xp_of(a)
+    if hasattr(xp, "count_nonzero"):  # array API 2023.12: one kernel on a GPU
+        count = xp.count_nonzero(a == b)
+    else:
+        count = xp.sum(xp.astype(a == b, xp.int64))
+    return int(count) if as_int else count
 
 
 def _put(target: Any, values: np.ndarray) -> None:
