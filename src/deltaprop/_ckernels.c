@@ -341,6 +341,7 @@ struct sgd_step {
     int loss;                    /* LOSS_*: the output layer's activation and loss */
     double lr, beta;
     int update; /* θ ← θ − lr·buffer after the backward pass, or not (the caller's optimiser updates) */
+    int check_inputs; /* refuse a batch whose inputs are not all finite (correct = −2, nothing written) */
 };
 
 #define REAL float
@@ -493,9 +494,10 @@ static int int_sequence(PyObject *obj, Py_ssize_t *out, Py_ssize_t max, Py_ssize
     return ok;
 }
 
-/* sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, loss, lr, beta, update, weights, alphas)
- * -> (E, correct): one training step (see _sgd_step.h); the update only when update is true. rows, labels and
- * weights (float64 sample weights) may be None; correct is -1 without labels; alphas: one float per layer. */
+/* sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, loss, lr, beta, update, weights, alphas
+ * [, check_inputs]) -> (E, correct): one training step (see _sgd_step.h); the update only when update is true.
+ * rows, labels and weights (float64 sample weights) may be None; correct is -1 without labels; alphas: one float
+ * per layer. With check_inputs true, a batch whose inputs hold a NaN or ±inf gives (nan, -2) and changes nothing. */
 static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     static const char *const names[] = {"X", "rows", "T", "labels", "theta", "buffer", "scratch"};
     Py_buffer v[7], wv;
@@ -505,8 +507,8 @@ static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
     Py_ssize_t acts[MAX_LAYERS], n_acts, n_sizes;
     int64_t correct = 0;
     double E = 0.0;
-    if (nargs != 15) {
-        PyErr_Format(PyExc_TypeError, "sgd_step takes 15 arguments, got %zd", nargs);
+    if (nargs != 15 && nargs != 16) {
+        PyErr_Format(PyExc_TypeError, "sgd_step takes 15 arguments (16 with check_inputs), got %zd", nargs);
         return NULL;
     }
     memset(&s, 0, sizeof s);
@@ -517,6 +519,7 @@ static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
     s.beta = PyFloat_AsDouble(args[11]);
     if (PyErr_Occurred()) return NULL;
     if ((s.update = PyObject_IsTrue(args[12])) < 0) return NULL;
+    if (nargs == 16 && (s.check_inputs = PyObject_IsTrue(args[15])) < 0) return NULL;
     if (loss < LOSS_SOFTMAX_CE || loss > LOSS_MSE) {
         PyErr_Format(PyExc_ValueError, "sgd_step: unknown loss code %ld", loss);
         return NULL;
@@ -635,7 +638,8 @@ done:
         if (held[i]) PyBuffer_Release(&v[i]);
     if (held_w) PyBuffer_Release(&wv);
     if (!ok) return NULL;
-    return Py_BuildValue("(dL)", E, (long long)(s.labels != NULL ? correct : -1));
+    /* correct: the count, −1 without labels, −2 for a batch refused by check_inputs */
+    return Py_BuildValue("(dL)", E, (long long)(correct == -2 || s.labels != NULL ? correct : -1));
 }
 
 static PyMethodDef methods[] = {
@@ -658,9 +662,9 @@ static PyMethodDef methods[] = {
      "axpy(a, x, y) -> bool: y += a*x through BLAS; False if the arrays do not suit it."},
     {"sgd_step", (PyCFunction)(void (*)(void))sgd_step, METH_FASTCALL,
      "sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, loss, lr, beta, update, weights, "
-     "alphas) -> "
+     "alphas[, check_inputs]) -> "
      "(E, correct): forward and backward pass of an MLP, the gradient into buffer (buffer = beta*buffer + "
-     "gradient), then theta -= lr*buffer if update."},
+     "gradient), then theta -= lr*buffer if update; (nan, -2) for inputs that are not finite under check_inputs."},
     {NULL, NULL, 0, NULL},
 };
 

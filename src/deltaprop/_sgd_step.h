@@ -200,7 +200,15 @@ static double CAT(weigh, SUFFIX)(int loss, const double *w, const REAL *o, const
     return total > 0 ? sum / total : 0.0;
 }
 
-/* The step. Returns E of the batch and adds the number of correct predictions to *correct. */
+/* Whether x[0..count) holds a NaN or ±inf: v − v is 0 for every finite v and NaN otherwise (no fast-math here) */
+static NOINLINE WIDE int CAT(any_nonfinite, SUFFIX)(const REAL *x, Py_ssize_t count) {
+    int bad = 0;
+    for (Py_ssize_t i = 0; i < count; i++) bad |= (x[i] - x[i]) != 0;
+    return bad;
+}
+
+/* The step. Returns E of the batch and adds the number of correct predictions to *correct. With check_inputs, a
+ * batch whose inputs hold a NaN or ±inf is not used: *correct is set to −2, NaN is returned, nothing is written. */
 static double CAT(sgd_step, SUFFIX)(const struct sgd_step *s, int64_t *correct) {
     const Py_ssize_t m = s->m, L = s->n_layers, *n = s->sizes;
     REAL *W[MAX_LAYERS], *b[MAX_LAYERS], *bW[MAX_LAYERS], *bb[MAX_LAYERS]; /* θ's and the buffer's views */
@@ -221,6 +229,10 @@ static double CAT(sgd_step, SUFFIX)(const struct sgd_step *s, int64_t *correct) 
         next += m * n[0];
         const REAL *X = s->X;
         for (Py_ssize_t r = 0; r < m; r++) memcpy(x + r * n[0], X + s->rows[r] * n[0], n[0] * sizeof(REAL));
+    }
+    if (s->check_inputs && CAT(any_nonfinite, SUFFIX)(x, m * n[0])) { /* the rows are in cache: a cheap pass */
+        *correct = -2;
+        return NAN;
     }
     REAL *db = next; /* Σ_rows δ of one layer */
     next += s->widest;

@@ -21,7 +21,9 @@ from the output, σ(net) = 1 − e^−f, as the C step does not keep net).
 It applies where the extension was built with BLAS (``deltaprop.blas`` found NumPy's OpenBLAS), for float32 and
 float64 networks of at most 64 layers with those activations and losses; :class:`deltaprop.train.Trainer` uses it
 by default (with sample weights too: each row's δ times w·m/Σw, E the weighted mean; frozen biases get ∂E/∂b = 0),
-``trainer_options={"compiled_step": False}`` turns it off.
+``trainer_options={"compiled_step": False}`` turns it off. Asked to (``check_inputs``), it also refuses a batch
+whose inputs hold a NaN or ±inf before writing anything (:class:`NonFiniteInputs`): the trainer checks X's values
+this way during the first epoch of a run that nothing else watches, instead of one more pass over X before training.
 
 >>> from deltaprop import MLP, blas, native
 >>> net = MLP([3, 4, 2], activation="relu", output_activation="softmax", loss="cross_entropy", seed=0)
@@ -42,13 +44,18 @@ from .losses import MSE, BinaryCrossEntropy, CrossEntropy, SquaredError
 if TYPE_CHECKING:
     from .network import Network
 
-__all__ = ["CompiledBackprop"]
+__all__ = ["CompiledBackprop", "NonFiniteInputs"]
 
 #: activations the C step computes, and their codes in deltaprop._ckernels
 ACTIVATION_CODES = {Identity: 0, ReLU: 1, Sigmoid: 2, Tanh: 3, LeakyReLU: 4, ELU: 5, Softplus: 6}
 #: losses (with the output activation they need, or None: any of ACTIVATION_CODES) and their codes
 LOSS_CODES = {CrossEntropy: (0, Softmax), BinaryCrossEntropy: (1, Sigmoid), SquaredError: (2, None), MSE: (3, None)}
 MAX_LAYERS = 64
+
+
+class NonFiniteInputs(ValueError):
+    """A batch's inputs hold a NaN or ±inf (the step was not made); the trainer turns it into the error that names
+    the first such value of X."""
 
 
 class CompiledBackprop:
@@ -101,6 +108,7 @@ class CompiledBackprop:
         target: np.ndarray | None = None,
         beta: float = 0.0,
         lr: float | None = None,
+        check_inputs: bool = False,
     ) -> tuple[float, int]:
         """Forward and backward pass of one batch; returns (E of the batch, its number of correct predictions).
 
@@ -108,7 +116,9 @@ class CompiledBackprop:
         batch's targets, ``labels`` its class indices (None: the count is 0), ``weights`` its sample weights (E and
         the gradient are then weighted means, as on the NumPy path). The gradient goes into ``target``
         (default ``net.grad``) as ``target ← β·target + ∂E/∂θ``; with ``lr``, ``θ ← θ − lr·target`` follows when E
-        is finite (SGD; otherwise the weights stay as they were).
+        is finite (SGD; otherwise the weights stay as they were). With ``check_inputs``, a batch whose inputs hold a
+        NaN or ±inf raises :class:`NonFiniteInputs` before anything is written (the trainer checks the first epoch's
+        rows this way, as it gathers them, instead of reading all of X once more before training).
         """
         c = native._c
         assert c is not None, "the C extension went away"
@@ -136,7 +146,10 @@ class CompiledBackprop:
             lr is not None,
             None if weights is None else np.ascontiguousarray(weights, dtype=np.float64),
             self.alphas,
+            check_inputs,
         )
+        if correct == -2:
+            raise NonFiniteInputs("this batch's inputs hold a NaN or an infinite value")
         if self._frozen_db:
             assert target is None, "SGD's fused update needs every bias trainable"
             for db in self._frozen_db:

@@ -122,6 +122,7 @@ class FusedSGD:
         state: dict[str, Any],
         *,
         weights: np.ndarray | None = None,
+        check_inputs: bool = False,
     ) -> tuple[float, int]:
         """One whole training step in the C extension; returns (E of the batch, its number of correct predictions).
 
@@ -134,7 +135,15 @@ class FusedSGD:
         assert self._backprop is not None, "compiled_step() on a network it cannot train"
         self.begin(state)
         loss, correct = self._backprop.step(
-            X, rows, T, labels, weights=weights, target=self._buffer, beta=self._beta, lr=self._lr
+            X,
+            rows,
+            T,
+            labels,
+            weights=weights,
+            target=self._buffer,
+            beta=self._beta,
+            lr=self._lr,
+            check_inputs=check_inputs,
         )
         if math.isfinite(loss):
             state["step"] += 1

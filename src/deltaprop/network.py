@@ -523,8 +523,14 @@ def _torch_device(device: Any) -> tuple[Any, Any]:
     return torch, dev
 
 
-def check_inputs(X: Any, n_inputs: int, dtype: Any, *, name: str = "X") -> tuple[Array, bool]:
-    """Check ``X`` for a network of ``n_inputs`` inputs; return it as a 2-D ``dtype`` array and whether it was 1-D."""
+def check_inputs(
+    X: Any, n_inputs: int, dtype: Any, *, name: str = "X", check_finite: bool = True
+) -> tuple[Array, bool]:
+    """Check ``X`` for a network of ``n_inputs`` inputs; return it as a 2-D ``dtype`` array and whether it was 1-D.
+
+    ``check_finite=False`` leaves out the pass that looks for NaN and ±inf (a caller that checks the values as it
+    reads them, as the training loop's first epoch can).
+    """
     if is_foreign_array(X):
         xp = xp_of(X)
         want = dtype_in(xp, dtype)
@@ -549,7 +555,8 @@ def check_inputs(X: Any, n_inputs: int, dtype: Any, *, name: str = "X") -> tuple
             f"(layer_sizes[0]={n_inputs})"
         )
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    _check_finite(arr, name)
+    if check_finite:
+        _check_finite(arr, name)
     return arr, single
 
 

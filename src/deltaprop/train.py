@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from . import native
 from .backend import is_foreign_array, xp_of
 from .callbacks import Callback, EarlyStopping, StopAtLoss, StopWhenAllCorrect, TerminateOnNaN, TimeBudget
-from .compiled_step import CompiledBackprop
+from .compiled_step import CompiledBackprop, NonFiniteInputs
 from .fused import FusedSGD
-from .network import Network, _to_numpy, check_inputs
+from .network import Network, _check_finite, _to_numpy, check_inputs
 
 __all__ = ["History", "Trainer", "fit", "encode_targets", "score"]
 
@@ -234,6 +235,7 @@ class Trainer:
         is_root: bool = True,
         fused_update: bool | None = None,
         compiled_step: bool | None = None,
+        unchecked_inputs: np.ndarray | None = None,
     ) -> None:
         self.net = net
         self.X, self.T, self.labels = X, T, labels
@@ -334,6 +336,14 @@ class Trainer:
         if self.fused is None and compiled_step is not False and not self._foreign and not self._compiled_epoch:
             self._backprop = CompiledBackprop.for_network(net)
             self._compiled_step = self._backprop is not None
+        # X not yet checked for NaN/±inf (fit passes it so when nothing but the training loop sees the run): the
+        # compiled step checks each batch of the first epoch as it gathers it, instead of one more pass over all of
+        # X before training (2-3 % of a fit of L, all of a memory-bound pass); any other step checks it here
+        self._unchecked = unchecked_inputs
+        self._theta0: np.ndarray | None = None
+        if unchecked_inputs is not None and not (self._compiled_step and not self._foreign and shard is None):
+            _check_finite(unchecked_inputs, "X")
+            self._unchecked = None
 
     def _init_numpy_buffers(
         self,
@@ -409,6 +419,7 @@ class Trainer:
         loss_fn = net.loss_function
         X, T, L, W = self.X, self._T_epoch, self._L_epoch, self._W_epoch
         n, bs = X.shape[0], self.batch_size
+        check = self._unchecked is not None  # the first epoch of a run whose X is checked batch by batch
         # arrays of another library (a GPU): the epoch's loss and correct count are summed where they are and read
         # once, at the end of the epoch, so that the host does not wait for the device after every batch. Not when
         # anything reads them per batch (batch callbacks, checkpoints within an epoch, several processes).
@@ -439,13 +450,19 @@ class Trainer:
                 if wb is not None:
                     weight = _total(wb)
                 if self.fused is not None:
-                    batch_loss, correct = self.fused.compiled_step(source, rows, T[lo:hi], Lb, state, weights=wb)
+                    batch_loss, correct = self.fused.compiled_step(
+                        source, rows, T[lo:hi], Lb, state, weights=wb, check_inputs=check
+                    )
                 else:  # the gradient into net.grad; the optimiser updates below
                     assert self._backprop is not None
-                    batch_loss, correct = self._backprop.step(source, rows, T[lo:hi], Lb, weights=wb)
+                    batch_loss, correct = self._backprop.step(
+                        source, rows, T[lo:hi], Lb, weights=wb, check_inputs=check
+                    )
                 self._epoch_correct += correct
             elif hi > lo:
                 Xb = self._batch_inputs(X, lo, hi)
+                if check and native.first_nonfinite(Xb) >= 0:
+                    raise NonFiniteInputs("this batch's inputs hold a NaN or an infinite value")
                 Tb = T[lo:hi] if not self._foreign else T[lo:hi, ...]
                 out = net._forward(Xb)  # forward pass
                 wb = None if W is None else W[lo:hi]
@@ -492,6 +509,9 @@ class Trainer:
                     self.save_checkpoint(self.checkpoint_path)
             if self.stop_training:
                 break
+        else:
+            if check:  # every row of X was in a checked batch of this first epoch
+                self._unchecked = self._theta0 = None
         if deferred:  # the one read of the epoch's sums (a non-finite loss is found here, TerminateOnNaN acts)
             self._epoch_loss, self._epoch_correct = float(self._epoch_loss), int(self._epoch_correct)
         epoch_loss, epoch_correct = self._epoch_loss, self._epoch_correct
@@ -589,11 +609,33 @@ class Trainer:
     def run(self, epochs: int) -> History:
         """Train until epoch number ``epochs`` (counting epochs already run) or until a stopping criterion holds."""
         self.net._reuse_buffers = True
+        if self._unchecked is not None:
+            self._theta0 = np.array(self.net.theta, copy=True)  # put back if X turns out to hold a NaN or ±inf
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is reported, not warned
-                return self._run(epochs)
+                try:
+                    history = self._run(epochs)
+                except NonFiniteInputs as exc:
+                    self._refuse_inputs()
+                    raise ValueError("X contains NaN or infinite values; remove or impute them first") from exc
+                if self._unchecked is not None:  # training ended within the first epoch: check the rows it skipped
+                    self._refuse_inputs()
+                return history
         finally:
             self.net._reuse_buffers = False
+            self._theta0 = None  # (the trainer may live on until the next garbage collection: see release())
+
+    def _refuse_inputs(self) -> None:
+        """Raise the ValueError of a NaN or ±inf in X (naming the first, in row order) with the weights put back as
+        they were before training, as when X is checked before the first step; return if X is finite after all."""
+        X, self._unchecked = self._unchecked, None
+        assert X is not None
+        try:
+            _check_finite(X, "X")
+        except ValueError:
+            if self._theta0 is not None:
+                self.net.theta[...] = self._theta0
+            raise
 
     def _run(self, epochs: int) -> History:
         start = time.perf_counter() - (self.history.time[-1] if self.history.time else 0.0)
@@ -898,7 +940,9 @@ def fit(
     """Train ``net`` on (X, y) by backpropagation; return the :class:`History`.
 
     Args:
-        X: inputs, shape (n_examples, n_inputs).
+        X: inputs, shape (n_examples, n_inputs). NaN or ±inf in X is a ValueError naming the first such value, with
+            the network left as it was (checked before training, or, when no callbacks, checkpoint or other process
+            watch the run, batch by batch in the first epoch as the compiled step reads X).
         y: class labels (integers or strings) for a classifier; numbers, shape (n,) or (n, n_outputs), for
             regression.
         epochs: the most passes over the data.
@@ -965,7 +1009,20 @@ def fit(
     if clip_norm is not None and not (isinstance(clip_norm, (int, float)) and clip_norm > 0):
         raise ValueError(f"clip_norm must be a positive number, got {clip_norm!r}")
 
-    X_arr, _ = check_inputs(X, net.n_inputs, net.dtype, name="X")  # a memory-mapped X stays on disk
+    options = trainer_options or {}
+    # when only the training loop sees the run (no callbacks of the caller, no checkpoint, one process), X's values
+    # are checked for NaN/±inf by the first epoch as it reads them (Trainer), not in one more pass before training
+    defer_check = (
+        not foreign
+        and not isinstance(X, np.memmap)
+        and not callbacks
+        and checkpoint is None
+        and resume is None
+        and options.get("shard") is None
+        and options.get("grad_reduce") is None
+    )
+    X_arr, _ = check_inputs(X, net.n_inputs, net.dtype, name="X", check_finite=not defer_check)  # a memmap stays
+    X_unchecked = X_arr if defer_check else None
     if foreign:
         X_arr = net._in_own_library(X_arr)
     n_y = len(y) if hasattr(y, "__len__") else None
@@ -1015,6 +1072,8 @@ def fit(
             X_arr, T = _rows(X_arr, train_idx), T[train_idx]
         labels = None if labels is None else labels[train_idx]
         weights = None if weights is None else weights[train_idx]
+        if X_unchecked is not None and native.first_nonfinite(validation[0]) >= 0:  # (training rows: Trainer)
+            _check_finite(X_unchecked, "X")
     elif validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data must be a pair (X_val, y_val)")
@@ -1079,7 +1138,8 @@ def fit(
         seed=None if isinstance(seed, np.random.Generator) else seed,
         checkpoint_path=checkpoint,
         checkpoint_every_batches=0 if checkpoint_every == "epoch" else int(checkpoint_every),
-        **(trainer_options or {}),
+        unchecked_inputs=X_unchecked,
+        **options,
     )
     if resume_state is not None:
         trainer.restore(*resume_state)
