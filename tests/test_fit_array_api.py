@@ -230,6 +230,48 @@ def test_batch_losses_stay_on_the_device_until_the_epoch_ends(backend: str, monk
     assert len(floats) == len(spy.losses) == 5  # a batch callback reads every batch's loss
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_progress_bar_reads_batch_losses_without_a_float_per_batch(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The progress bar takes each batch's loss as a 0-d array and reads it a few times a second, so a run on a GPU
+    with the bar (verbose=1 on a terminal) still does not wait for the device after every batch."""
+    import io
+
+    from deltaprop import MLP, Network
+    from deltaprop.progress import ProgressBar
+
+    pytest.importorskip("rich")
+    xp = namespace(backend)
+    X, labels, _ = data(n=40)
+    floats: list[int] = []
+    real_batch_loss = Network._batch_loss
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> float:
+        floats.append(1)
+        return real_batch_loss(self, *args, **kwargs)
+
+    monkeypatch.setattr(Network, "_batch_loss", counted)
+    stream = io.StringIO()
+    bar = ProgressBar(2, stream=stream, force=True)
+    seen: list[Any] = []
+    real_on_batch_end = ProgressBar.on_batch_end
+
+    def spy(self: Any, batch: int, logs: dict[str, Any]) -> None:
+        seen.append(logs["loss"])
+        real_on_batch_end(self, batch, logs)
+
+    monkeypatch.setattr(ProgressBar, "on_batch_end", spy)
+    net = MLP([3, 4, 3], output_activation="softmax", loss="cross_entropy", dtype="float64", seed=0)
+    ref = MLP([3, 4, 3], output_activation="softmax", loss="cross_entropy", dtype="float64", seed=0)
+    kwargs = dict(epochs=2, batch_size=8, optimizer="sgd", lr=0.1, seed=0, verbose=0)
+    h = net.fit(xp.asarray(X), labels, callbacks=[bar], **kwargs)
+    assert floats == [] and len(seen) == 10 and all(is_of(xp, loss) for loss in seen)
+    h_ref = ref.fit(X, labels, **kwargs)  # (NumPy: without the C extension, its loop asks for floats)
+    np.testing.assert_allclose(h.loss, h_ref.loss, rtol=1e-10)
+    assert "loss" in stream.getvalue()
+
+
 class _BatchLosses(Callback):
     """A callback that reads each batch's loss (so the training loop must give it as a float)."""
 

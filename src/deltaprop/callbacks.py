@@ -49,6 +49,10 @@ class Callback:
     """Base class of every callback: hooks that do nothing until overridden."""
 
     trainer: Trainer
+    #: True when ``on_batch_end`` can take ``logs["loss"]`` as a 0-d array of the training data's library (a number
+    #: still on a GPU, read with ``float()`` only when needed): the training loop then need not wait for the device
+    #: after every batch. False: always a Python float.
+    accepts_array_loss: bool = False
 
     def set_trainer(self, trainer: Trainer) -> None:
         self.trainer = trainer

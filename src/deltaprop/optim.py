@@ -489,7 +489,8 @@ class Adam(Optimizer):
         theta -= s
 
     def _step_xp(self, theta: Any, grad: Any, state: dict[str, Any]) -> None:
-        """The Adam update for arrays of another library, as the formulas read (array API functions, no ``out=``)."""
+        """The Adam update for arrays of another library: array API functions, the buffers updated in place (in-place
+        operators are array API too: on a GPU, fewer kernels than new arrays and copies back)."""
         xp = _xp(theta)
         t = state["step"] = state["step"] + 1
         beta1, beta2 = self.betas
@@ -503,16 +504,23 @@ class Adam(Optimizer):
                 _assign(theta, theta * factor)
             else:
                 g = self._l2_xp(xp, theta, grad)  # g ← g + λθ
-        m = state["m"] + (1.0 - beta1) * (g - state["m"])  # m ← β1·m + (1 − β1)·g (PyTorch's lerp)
-        v = beta2 * state["v"] + (1.0 - beta2) * (g * g)  # v ← β2·v + (1 − β2)·g²
-        _assign(state["m"], m)
-        _assign(state["v"], v)
+        m, v = state["m"], state["v"]
+        d = g - m
+        d *= 1.0 - beta1
+        m += d  # m ← m + (1 − β1)·(g − m) = β1·m + (1 − β1)·g (PyTorch's lerp)
+        g2 = g * g
+        g2 *= 1.0 - beta2
+        v *= beta2
+        v += g2  # v ← β2·v + (1 − β2)·g²
         if self.amsgrad:
-            v = xp.maximum(state["v_max"], v)  # v_max ← max(v_max, v)
-            _assign(state["v_max"], v)
+            _assign(state["v_max"], xp.maximum(state["v_max"], v))  # v_max ← max(v_max, v)
+            v = state["v_max"]
         bias1, root_bias2 = 1.0 - beta1**t, math.sqrt(1.0 - beta2**t)
-        step = (self.lr * root_bias2 / bias1) * (m / (xp.sqrt(v) + self.eps * root_bias2))
-        _assign(theta, theta - step)  # θ ← θ − lr·m_hat/(√v_hat + eps)
+        denom = xp.sqrt(v)
+        denom += self.eps * root_bias2
+        step = m / denom
+        step *= self.lr * root_bias2 / bias1
+        theta -= step  # θ ← θ − lr·m_hat/(√v_hat + eps)
 
     def __setstate__(self, d: dict[str, Any]) -> None:
         super().__setstate__(d)
@@ -650,20 +658,27 @@ class RMSprop(Optimizer):
         state["step"] += 1
         alpha = self.alpha
         g = self._l2_xp(xp, theta, grad) if self.weight_decay != 0.0 else grad  # g ← g + λθ
-        v = alpha * state["v"] + (1.0 - alpha) * (g * g)  # v ← α·v + (1 − α)·g²
-        _assign(state["v"], v)
+        v = state["v"]  # the buffers are updated in place (array API in-place operators: fewer GPU kernels)
+        g2 = g * g
+        g2 *= 1.0 - alpha
+        v *= alpha
+        v += g2  # v ← α·v + (1 − α)·g²
         if self.centered:
-            g_avg = state["g_avg"] + (1.0 - alpha) * (g - state["g_avg"])  # g_avg ← α·g_avg + (1 − α)·g
-            _assign(state["g_avg"], g_avg)
-            denom = xp.sqrt(v - g_avg * g_avg) + self.eps  # √(v − g_avg²) + eps
+            g_avg = state["g_avg"]
+            d = g - g_avg
+            d *= 1.0 - alpha
+            g_avg += d  # g_avg ← α·g_avg + (1 − α)·g
+            denom = xp.sqrt(v - g_avg * g_avg)  # √(v − g_avg²)
         else:
-            denom = xp.sqrt(v) + self.eps
+            denom = xp.sqrt(v)
+        denom += self.eps
         if self.momentum > 0.0:
-            b = self.momentum * state["b"] + g / denom  # b ← μb + g/(√ṽ + eps)
-            _assign(state["b"], b)
-            _assign(theta, theta - self.lr * b)
+            b = state["b"]
+            b *= self.momentum
+            b += g / denom  # b ← μb + g/(√ṽ + eps)
+            theta -= self.lr * b
         else:
-            _assign(theta, theta - self.lr * (g / denom))
+            theta -= self.lr * (g / denom)
 
 
 class Adagrad(Optimizer):

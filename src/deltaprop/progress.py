@@ -40,6 +40,8 @@ class EpochLogger(Callback):
 class ProgressBar(Callback):
     """A live bar (rich, extra ``[progress]``): epoch, batch, loss, val loss, ETA. Silent when not on a terminal."""
 
+    accepts_array_loss = True  # read (float()) at most 10 times a second, not after every batch
+
     def __init__(self, epochs: int, *, stream: IO[str] | None = None, force: bool = False) -> None:
         self.epochs = epochs
         self.stream = stream or sys.stderr
@@ -76,7 +78,7 @@ class ProgressBar(Callback):
         if now - self._last_refresh > 0.1:  # at most 10 refreshes a second, whatever the batch rate
             self._last_refresh = now
             n = self.trainer.n_batches
-            self._progress.update(self._task, metrics=f"batch {batch + 1}/{n}  loss {logs['loss']:.4g}")
+            self._progress.update(self._task, metrics=f"batch {batch + 1}/{n}  loss {float(logs['loss']):.4g}")
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         if self._progress is not None:

@@ -422,10 +422,11 @@ class Trainer:
         check = self._unchecked is not None  # the first epoch of a run whose X is checked batch by batch
         # arrays of another library (a GPU): the epoch's loss and correct count are summed where they are and read
         # once, at the end of the epoch, so that the host does not wait for the device after every batch. Not when
-        # anything reads them per batch (batch callbacks, checkpoints within an epoch, several processes).
+        # anything reads them per batch as floats (batch callbacks that want floats, checkpoints within an epoch,
+        # several processes); a progress bar gets each batch's loss as a 0-d array and reads a few a second
         deferred = (
             self._foreign
-            and not self._batch_callbacks
+            and all(cb.accepts_array_loss for cb in self._batch_callbacks)
             and not self.checkpoint_every_batches
             and self.grad_reduce is None
             and self.metric_reduce is None
@@ -467,7 +468,8 @@ class Trainer:
                 out = net._forward(Xb)  # forward pass
                 wb = None if W is None else W[lo:hi]
                 if wb is None and deferred:  # E·m of this batch, a 0-d array left on the device
-                    batch_loss, loss_sum = math.nan, net._batch_loss_sum_array(out, Tb)
+                    loss_sum = net._batch_loss_sum_array(out, Tb)
+                    batch_loss = loss_sum / (hi - lo) if self._batch_callbacks else math.nan  # (for the callbacks)
                 elif wb is None:
                     batch_loss = net._batch_loss(out, Tb)
                 else:
