@@ -175,3 +175,19 @@ def test_the_c_step_refuses_a_batch_with_a_bad_input_and_writes_nothing(dtype: s
     assert not np.array_equal(buffer, kept_buffer)
     with pytest.raises(deltaprop.compiled_step.NonFiniteInputs):
         step.step(source, rows, T, labels, check_inputs=True)
+
+
+@needs_compiled
+def test_a_refused_fit_leaves_the_network_as_it_was_classes_included(steps: list[int]) -> None:
+    X, y = data()
+    net = classifier()
+    net.fit(X, np.array(["no", "some", "many"])[y], epochs=1, batch_size=50, verbose=0)
+    before, classes = net.theta.copy(), net.classes.copy()
+    X[399, 5] = np.nan  # the last row: found after seven steps of the next fit
+    steps.clear()
+    with pytest.raises(deltaprop.network.NonFiniteInputError, match=r"the first at row 399, column 5: nan\)"):
+        net.fit(X, y, epochs=1, batch_size=50, shuffle=False, verbose=0)  # integer labels this time
+    assert len(steps) == 7
+    np.testing.assert_array_equal(net.theta, before)
+    np.testing.assert_array_equal(net.classes, classes)
+    assert issubclass(deltaprop.network.NonFiniteInputError, ValueError)

@@ -560,12 +560,17 @@ def check_inputs(
     return arr, single
 
 
+class NonFiniteInputError(ValueError):
+    """Inputs hold NaN or ±inf (a ValueError: the message names the first such value)."""
+
+
 def _check_finite(rows: np.ndarray, name: str, first_row: int = 0) -> None:
-    """Raise ValueError naming the first NaN or ±inf of a 2-D array (whose row 0 is row ``first_row`` of ``name``)."""
+    """Raise NonFiniteInputError naming the first NaN or ±inf of a 2-D array (whose row 0 is row ``first_row`` of
+    ``name``)."""
     bad = native.first_nonfinite(rows)  # one pass, no temporary
     if bad >= 0:
         row, col = divmod(bad, rows.shape[1])
-        raise ValueError(
+        raise NonFiniteInputError(
             f"{name} contains NaN or infinite values (the first at row {first_row + row}, column {col}: "
             f"{rows[row, col]}); remove or impute them first"
         )

@@ -28,7 +28,7 @@ from .backend import is_foreign_array, xp_of
 from .callbacks import Callback, EarlyStopping, StopAtLoss, StopWhenAllCorrect, TerminateOnNaN, TimeBudget
 from .compiled_step import CompiledBackprop, NonFiniteInputs
 from .fused import FusedSGD
-from .network import Network, _check_finite, _to_numpy, check_inputs
+from .network import Network, NonFiniteInputError, _check_finite, _to_numpy, check_inputs
 
 __all__ = ["History", "Trainer", "fit", "encode_targets", "score"]
 
@@ -338,9 +338,10 @@ class Trainer:
             self._compiled_step = self._backprop is not None
         # X not yet checked for NaN/±inf (fit passes it so when nothing but the training loop sees the run): the
         # compiled step checks each batch of the first epoch as it gathers it, instead of one more pass over all of
-        # X before training (2-3 % of a fit of L, all of a memory-bound pass); any other step checks it here
+        # X before training (3-4 % of a fit of L, all of a memory-bound pass); any other step checks it here
         self._unchecked = unchecked_inputs
         self._theta0: np.ndarray | None = None
+        self.inputs_refused = False  # True once X was refused during training (NaN/±inf found by the first epoch)
         if unchecked_inputs is not None and not (self._compiled_step and not self._foreign and shard is None):
             _check_finite(unchecked_inputs, "X")
             self._unchecked = None
@@ -618,8 +619,7 @@ class Trainer:
                 try:
                     history = self._run(epochs)
                 except NonFiniteInputs as exc:
-                    self._refuse_inputs()
-                    raise ValueError("X contains NaN or infinite values; remove or impute them first") from exc
+                    self._refuse_inputs(found=exc)
                 if self._unchecked is not None:  # training ended within the first epoch: check the rows it skipped
                     self._refuse_inputs()
                 return history
@@ -627,16 +627,20 @@ class Trainer:
             self.net._reuse_buffers = False
             self._theta0 = None  # (the trainer may live on until the next garbage collection: see release())
 
-    def _refuse_inputs(self) -> None:
-        """Raise the ValueError of a NaN or ±inf in X (naming the first, in row order) with the weights put back as
-        they were before training, as when X is checked before the first step; return if X is finite after all."""
+    def _refuse_inputs(self, found: Exception | None = None) -> None:
+        """Raise the NonFiniteInputError of a NaN or ±inf in X (naming the first, in row order) with the weights put
+        back as they were before training, as when X is checked before the first step. Return if X is finite after
+        all, unless a batch ``found`` one (X then changed during training: still refused)."""
         X, self._unchecked = self._unchecked, None
         assert X is not None
         try:
             _check_finite(X, "X")
-        except ValueError:
+            if found is not None:
+                raise NonFiniteInputError("X contains NaN or infinite values; remove or impute them first") from found
+        except NonFiniteInputError:
             if self._theta0 is not None:
                 self.net.theta[...] = self._theta0
+            self.inputs_refused = True
             raise
 
     def _run(self, epochs: int) -> History:
@@ -1121,32 +1125,40 @@ def fit(
             cbs.append(cb)
     cbs.extend(_check_callbacks(callbacks))
 
-    net.classes = classes
-    trainer = Trainer(
-        net,
-        X_arr if isinstance(X_arr, np.memmap) or foreign else np.ascontiguousarray(X_arr),
-        T if foreign else np.ascontiguousarray(T),
-        labels=labels,
-        optimizer=opt,
-        batch_size=X_arr.shape[0] if batch_size is None else min(batch_size, X_arr.shape[0]),
-        shuffle=shuffle,
-        rng=rng,
-        validation=validation,
-        callbacks=cbs,
-        schedule=sched,
-        clip_norm=clip_norm,
-        sample_weight=weights,
-        track_all_correct=stop_when_all_correct,
-        seed=None if isinstance(seed, np.random.Generator) else seed,
-        checkpoint_path=checkpoint,
-        checkpoint_every_batches=0 if checkpoint_every == "epoch" else int(checkpoint_every),
-        unchecked_inputs=X_unchecked,
-        **options,
-    )
-    if resume_state is not None:
-        trainer.restore(*resume_state)
+    previous_classes, net.classes = net.classes, classes  # (put back if X is refused: the network stays as it was)
+    try:
+        trainer = Trainer(
+            net,
+            X_arr if isinstance(X_arr, np.memmap) or foreign else np.ascontiguousarray(X_arr),
+            T if foreign else np.ascontiguousarray(T),
+            labels=labels,
+            optimizer=opt,
+            batch_size=X_arr.shape[0] if batch_size is None else min(batch_size, X_arr.shape[0]),
+            shuffle=shuffle,
+            rng=rng,
+            validation=validation,
+            callbacks=cbs,
+            schedule=sched,
+            clip_norm=clip_norm,
+            sample_weight=weights,
+            track_all_correct=stop_when_all_correct,
+            seed=None if isinstance(seed, np.random.Generator) else seed,
+            checkpoint_path=checkpoint,
+            checkpoint_every_batches=0 if checkpoint_every == "epoch" else int(checkpoint_every),
+            unchecked_inputs=X_unchecked,
+            **options,
+        )
+        if resume_state is not None:
+            trainer.restore(*resume_state)
+    except NonFiniteInputError:
+        net.classes = previous_classes
+        raise
     try:
         return trainer.run(epochs)
+    except NonFiniteInputError:
+        if trainer.inputs_refused:  # (weights put back by the trainer)
+            net.classes = previous_classes
+        raise
     finally:
         trainer.release()
 
