@@ -40,6 +40,7 @@ import numpy as np
 from . import blas, native
 from .activations import ELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from .losses import MSE, BinaryCrossEntropy, CrossEntropy, SquaredError
+from .network import NonFiniteInputError
 
 if TYPE_CHECKING:
     from .network import Network
@@ -53,7 +54,7 @@ LOSS_CODES = {CrossEntropy: (0, Softmax), BinaryCrossEntropy: (1, Sigmoid), Squa
 MAX_LAYERS = 64
 
 
-class NonFiniteInputs(ValueError):
+class NonFiniteInputs(NonFiniteInputError):
     """A batch's inputs hold a NaN or ±inf (the step was not made); the trainer turns it into the error that names
     the first such value of X."""
 

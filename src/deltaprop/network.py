@@ -275,29 +275,33 @@ class Network:
         out = self._forward(X)
         return self._batch_loss(out, t)
 
+    def _kept_softmax(self, out: Array) -> tuple[CrossEntropy, Array, Array, Array] | None:
+        """(the cross-entropy loss, the output layer's net, row max m, row sum s) kept by the softmax whose forward
+        pass gave ``out``, so that the loss need not exponentiate again; None when the loss or output is another."""
+        last, loss = self.layers[-1], self.loss_function
+        kept = getattr(last.activation, "kept", None)
+        if kept is None or kept[0] is not out or last.net is None or not isinstance(loss, CrossEntropy):
+            return None
+        return loss, last.net, kept[1], kept[2]
+
     def _batch_loss(self, out: Array, t: Array) -> float:
         """E of the last forward pass (whose output is ``out``) against targets ``t``."""
-        last = self.layers[-1]
-        kept = getattr(last.activation, "kept", None)
-        if (
-            kept is not None
-            and kept[0] is out
-            and last.net is not None
-            and isinstance(self.loss_function, CrossEntropy)
-        ):
-            if not isinstance(out, np.ndarray):
-                return float(self.loss_function.value_array_from_softmax(t, last.net, kept[1], kept[2]))
-            return self.loss_function.value_from_softmax(t, last.net, kept[1], kept[2])  # no second exp pass
-        return self.loss_function.value(out, t, last.net)
+        kept = self._kept_softmax(out)
+        if kept is None:
+            return self.loss_function.value(out, t, self.layers[-1].net)
+        ce, net, m, s = kept
+        if not isinstance(out, np.ndarray):
+            return float(ce.value_array_from_softmax(t, net, m, s))
+        return ce.value_from_softmax(t, net, m, s)
 
     def _batch_loss_sum_array(self, out: Array, t: Array) -> Any:
         """``_batch_loss`` times the batch's size (E summed over its examples), as a 0-d array of the parameters'
         library, left on its device (no synchronisation)."""
-        last = self.layers[-1]
-        kept = getattr(last.activation, "kept", None)
-        if kept is not None and kept[0] is out and isinstance(self.loss_function, CrossEntropy):
-            return self.loss_function.sum_array_from_softmax(t, last.net, kept[1], kept[2])  # no second exp pass
-        return self.loss_function.value_array(out, t, last.net) * out.shape[0]
+        kept = self._kept_softmax(out)
+        if kept is None:
+            return self.loss_function.value_array(out, t, self.layers[-1].net) * out.shape[0]
+        ce, net, m, s = kept
+        return ce.sum_array_from_softmax(t, net, m, s)
 
     def step(self, lr: float) -> None:
         """Plain gradient descent on every parameter: w ← w − lr · ∂E/∂w (the gradients of the last backward)."""
@@ -618,9 +622,8 @@ def _check_layer_sizes(layer_sizes: Any) -> list[int]:
     return [int(n) for n in sizes]
 
 
-def _to_numpy(a: Any) -> np.ndarray:
-    """A NumPy array with the values of ``a`` (a torch tensor or CuPy array, on any device, or a NumPy array)."""
-    return to_host(a)
+#: A NumPy array with the values of an array of any library (kept under its old name for the modules that use it).
+_to_numpy = to_host
 
 
 def _astype(a: Array, dtype: Any) -> Array:

@@ -342,7 +342,7 @@ class Trainer:
         self._unchecked = unchecked_inputs
         self._theta0: np.ndarray | None = None
         self.inputs_refused = False  # True once X was refused during training (NaN/±inf found by the first epoch)
-        if unchecked_inputs is not None and not (self._compiled_step and not self._foreign and shard is None):
+        if unchecked_inputs is not None and not (self._compiled_step and shard is None):
             _check_finite(unchecked_inputs, "X")
             self._unchecked = None
 
@@ -1125,34 +1125,30 @@ def fit(
             cbs.append(cb)
     cbs.extend(_check_callbacks(callbacks))
 
+    trainer = Trainer(
+        net,
+        X_arr if isinstance(X_arr, np.memmap) or foreign else np.ascontiguousarray(X_arr),
+        T if foreign else np.ascontiguousarray(T),
+        labels=labels,
+        optimizer=opt,
+        batch_size=X_arr.shape[0] if batch_size is None else min(batch_size, X_arr.shape[0]),
+        shuffle=shuffle,
+        rng=rng,
+        validation=validation,
+        callbacks=cbs,
+        schedule=sched,
+        clip_norm=clip_norm,
+        sample_weight=weights,
+        track_all_correct=stop_when_all_correct,
+        seed=None if isinstance(seed, np.random.Generator) else seed,
+        checkpoint_path=checkpoint,
+        checkpoint_every_batches=0 if checkpoint_every == "epoch" else int(checkpoint_every),
+        unchecked_inputs=X_unchecked,
+        **options,
+    )
+    if resume_state is not None:
+        trainer.restore(*resume_state)
     previous_classes, net.classes = net.classes, classes  # (put back if X is refused: the network stays as it was)
-    try:
-        trainer = Trainer(
-            net,
-            X_arr if isinstance(X_arr, np.memmap) or foreign else np.ascontiguousarray(X_arr),
-            T if foreign else np.ascontiguousarray(T),
-            labels=labels,
-            optimizer=opt,
-            batch_size=X_arr.shape[0] if batch_size is None else min(batch_size, X_arr.shape[0]),
-            shuffle=shuffle,
-            rng=rng,
-            validation=validation,
-            callbacks=cbs,
-            schedule=sched,
-            clip_norm=clip_norm,
-            sample_weight=weights,
-            track_all_correct=stop_when_all_correct,
-            seed=None if isinstance(seed, np.random.Generator) else seed,
-            checkpoint_path=checkpoint,
-            checkpoint_every_batches=0 if checkpoint_every == "epoch" else int(checkpoint_every),
-            unchecked_inputs=X_unchecked,
-            **options,
-        )
-        if resume_state is not None:
-            trainer.restore(*resume_state)
-    except NonFiniteInputError:
-        net.classes = previous_classes
-        raise
     try:
         return trainer.run(epochs)
     except NonFiniteInputError:
