@@ -448,8 +448,10 @@ def test_the_c_function_checks_its_arguments():
         call(alphas=[0.0])
     with pytest.raises(TypeError, match="alphas must be a sequence"):
         call(alphas=0.0)
-    with pytest.raises(TypeError, match="15 arguments"):
+    with pytest.raises(TypeError, match="15 to 17 arguments"):
         c.sgd_step(X)
+    with pytest.raises(ValueError, match="threads must be at least 1, got 0"):
+        c.sgd_step(*good, False, 0)
 
 
 def test_the_compiled_step_keeps_one_copy_of_the_batch():

@@ -187,6 +187,7 @@ static sgemm_fn sgemm_ptr;
 static dgemm_fn dgemm_ptr;
 static saxpy_fn saxpy_ptr;
 static daxpy_fn daxpy_ptr;
+#include "_team.h"
 
 enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
 
@@ -208,6 +209,15 @@ static PyObject *set_blas(PyObject *self, PyObject *const *args, Py_ssize_t narg
     saxpy_ptr = (saxpy_fn)p[2];
     daxpy_ptr = (daxpy_fn)p[3];
     Py_RETURN_NONE;
+}
+
+/* team_available() -> bool: whether sgd_step can share a step among threads (see _team.h) */
+static PyObject *team_available(PyObject *self, PyObject *unused) {
+#ifdef TEAM_THREADS
+    Py_RETURN_TRUE;
+#else
+    Py_RETURN_FALSE;
+#endif
 }
 
 /* A float32/float64 buffer with strides, or 0 (and no exception) when obj is not one: the caller falls back. */
@@ -342,6 +352,17 @@ struct sgd_step {
     double lr, beta;
     int update; /* θ ← θ − lr·buffer after the backward pass, or not (the caller's optimiser updates) */
     int check_inputs; /* refuse a batch whose inputs are not all finite (correct = −2, nothing written) */
+    double total_weight; /* Σ of the sample weights */
+    /* what the step found: E of the batch, its correct predictions, whether check_inputs refused it */
+    double E;
+    int64_t correct;
+    int refused;
+    struct step_part { /* each thread's part of them (a cache line each) */
+        double sum;
+        int64_t correct;
+        int refused;
+        char pad[64 - sizeof(double) - sizeof(int64_t) - sizeof(int)];
+    } parts[MAX_TEAM];
 };
 
 #define REAL float
@@ -382,6 +403,10 @@ struct sgd_step {
 #define LN_FLOOR 1e-300
 #define BCE_MARGIN 1e-15
 #include "_sgd_step.h"
+
+/* the step of either float type as a team's work */
+static void step_work_f32(void *s, int t, int T) { sgd_step_f32(s, t, T); }
+static void step_work_f64(void *s, int t, int T) { sgd_step_f64(s, t, T); }
 
 /* The elementwise kernels of deltaprop.native, computed by the step's own functions (_sgd_step.h). */
 
@@ -495,9 +520,10 @@ static int int_sequence(PyObject *obj, Py_ssize_t *out, Py_ssize_t max, Py_ssize
 }
 
 /* sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, loss, lr, beta, update, weights, alphas
- * [, check_inputs]) -> (E, correct): one training step (see _sgd_step.h); the update only when update is true.
- * rows, labels and weights (float64 sample weights) may be None; correct is -1 without labels; alphas: one float
- * per layer. With check_inputs true, a batch whose inputs hold a NaN or ±inf gives (nan, -2) and changes nothing. */
+ * [, check_inputs[, threads]]) -> (E, correct): one training step (see _sgd_step.h); the update only when update is
+ * true. rows, labels and weights (float64 sample weights) may be None; correct is -1 without labels; alphas: one
+ * float per layer. With check_inputs true, a batch whose inputs hold a NaN or ±inf gives (nan, -2) and changes
+ * nothing. threads (default 1): how many threads share the step (_team.h; fewer where they cannot). */
 static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     static const char *const names[] = {"X", "rows", "T", "labels", "theta", "buffer", "scratch"};
     Py_buffer v[7], wv;
@@ -505,10 +531,9 @@ static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
     kind_t kind = F32, k;
     struct sgd_step s;
     Py_ssize_t acts[MAX_LAYERS], n_acts, n_sizes;
-    int64_t correct = 0;
-    double E = 0.0;
-    if (nargs != 15 && nargs != 16) {
-        PyErr_Format(PyExc_TypeError, "sgd_step takes 15 arguments (16 with check_inputs), got %zd", nargs);
+    long threads = 1;
+    if (nargs < 15 || nargs > 17) {
+        PyErr_Format(PyExc_TypeError, "sgd_step takes 15 to 17 arguments, got %zd", nargs);
         return NULL;
     }
     memset(&s, 0, sizeof s);
@@ -519,7 +544,12 @@ static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
     s.beta = PyFloat_AsDouble(args[11]);
     if (PyErr_Occurred()) return NULL;
     if ((s.update = PyObject_IsTrue(args[12])) < 0) return NULL;
-    if (nargs == 16 && (s.check_inputs = PyObject_IsTrue(args[15])) < 0) return NULL;
+    if (nargs >= 16 && (s.check_inputs = PyObject_IsTrue(args[15])) < 0) return NULL;
+    if (nargs == 17 && (threads = PyLong_AsLong(args[16])) == -1 && PyErr_Occurred()) return NULL;
+    if (threads < 1) {
+        PyErr_Format(PyExc_ValueError, "sgd_step: threads must be at least 1, got %ld", threads);
+        return NULL;
+    }
     if (loss < LOSS_SOFTMAX_CE || loss > LOSS_MSE) {
         PyErr_Format(PyExc_ValueError, "sgd_step: unknown loss code %ld", loss);
         return NULL;
@@ -608,6 +638,7 @@ static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
             goto done;
         }
         s.weights = wv.buf;
+        for (Py_ssize_t r = 0; r < s.m; r++) s.total_weight += s.weights[r];
     }
     if (held[1]) {
         const int64_t *rows = v[1].buf;
@@ -629,8 +660,9 @@ static PyObject *sgd_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
     s.theta = v[4].buf;
     s.buffer = v[5].buf;
     s.scratch = v[6].buf;
+    if (threads > s.m) threads = (long)s.m; /* every thread takes one row or more of the forward pass */
     Py_BEGIN_ALLOW_THREADS
-    E = kind == F32 ? sgd_step_f32(&s, &correct) : sgd_step_f64(&s, &correct);
+    team_run(kind == F32 ? step_work_f32 : step_work_f64, &s, (int)threads);
     Py_END_ALLOW_THREADS
     ok = 1;
 done:
@@ -639,7 +671,8 @@ done:
     if (held_w) PyBuffer_Release(&wv);
     if (!ok) return NULL;
     /* correct: the count, −1 without labels, −2 for a batch refused by check_inputs */
-    return Py_BuildValue("(dL)", E, (long long)(correct == -2 || s.labels != NULL ? correct : -1));
+    if (s.refused) return Py_BuildValue("(dL)", (double)NAN, -2LL);
+    return Py_BuildValue("(dL)", s.E, (long long)(s.labels != NULL ? s.correct : -1));
 }
 
 static PyMethodDef methods[] = {
@@ -656,15 +689,18 @@ static PyMethodDef methods[] = {
      "first_nonfinite(a) -> int: flat index of the first NaN or infinity in a, or -1."},
     {"set_blas", (PyCFunction)(void (*)(void))set_blas, METH_FASTCALL,
      "set_blas(sgemm, dgemm, saxpy, daxpy): addresses of the CBLAS functions (64-bit integers) gemm and axpy call."},
+    {"team_available", team_available, METH_NOARGS,
+     "team_available() -> bool: whether sgd_step can share a step among threads."},
     {"gemm", (PyCFunction)(void (*)(void))gemm, METH_FASTCALL,
      "gemm(A, B, C, alpha, beta) -> bool: C = alpha*A@B + beta*C through BLAS; False if the arrays do not suit it."},
     {"axpy", (PyCFunction)(void (*)(void))axpy, METH_FASTCALL,
      "axpy(a, x, y) -> bool: y += a*x through BLAS; False if the arrays do not suit it."},
     {"sgd_step", (PyCFunction)(void (*)(void))sgd_step, METH_FASTCALL,
      "sgd_step(X, rows, T, labels, theta, buffer, scratch, sizes, activations, loss, lr, beta, update, weights, "
-     "alphas[, check_inputs]) -> "
+     "alphas[, check_inputs[, threads]]) -> "
      "(E, correct): forward and backward pass of an MLP, the gradient into buffer (buffer = beta*buffer + "
-     "gradient), then theta -= lr*buffer if update; (nan, -2) for inputs that are not finite under check_inputs."},
+     "gradient), then theta -= lr*buffer if update; (nan, -2) for inputs that are not finite under check_inputs; "
+     "threads share the step."},
     {NULL, NULL, 0, NULL},
 };
 

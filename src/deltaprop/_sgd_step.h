@@ -18,6 +18,17 @@
  *     update        θ ← θ − lr·b                 (when asked for; skipped when E is not finite)
  * where b is the momentum buffer (β = μ, 0 on the first step) or the gradient (β = 0: no momentum, or the caller's
  * optimiser makes the update).
+ *
+ * A team of T threads (_team.h) may share the step, each calling single-threaded BLAS on its part; thread t takes
+ *     the gather      the batch's rows r0..r1                                                  ── barrier ──
+ *     hidden layers   the columns c0..c1 of net_i and out_i (the units c0..c1: W_i's columns)   ── barrier ──
+ *     output layer    the rows r0..r1: net_L, o, the loss and δ_L (softmax needs whole rows)    ── barrier ──
+ *     backward        per layer, W_i's rows a0..a1 (the layer's inputs a0..a1): those rows of b_W, the entries
+ *                     c0..c1 of b_b, the columns a0..a1 of δ_{i-1} (from W_i's rows a0..a1), then the update of
+ *                     those rows of W_i (no other thread reads them)                          ── barrier ──
+ * so each thread packs only its own part of every W, and the elementwise work is shared too. T = 1 is the same
+ * code without barriers, updating θ in one pass at the end, as before. On L's 2-core machine the team was about
+ * 6 % faster per fit than BLAS's own two threads (bench/RESULTS.md).
  */
 #define CAT_(name, suffix) name##_##suffix
 #define CAT(name, suffix) CAT_(name, suffix)
@@ -102,11 +113,12 @@ static double CAT(cross_entropy_rows, SUFFIX)(const REAL *net, const REAL *M, co
     return sum_t_ln_o;
 }
 
-/* sum[j] = Σ_r a[r, j] over the m rows of a (m × n), row after row */
-static NOINLINE WIDE void CAT(sum_rows, SUFFIX)(const REAL *a, REAL *sum, Py_ssize_t m, Py_ssize_t n) {
-    memcpy(sum, a, n * sizeof(REAL));
+/* sum[j] = Σ_r a[r, j] over the m rows of a, row after row, for the w columns of a that start at a (its rows are n
+ * numbers apart) */
+static NOINLINE WIDE void CAT(sum_rows, SUFFIX)(const REAL *a, REAL *sum, Py_ssize_t m, Py_ssize_t w, Py_ssize_t n) {
+    memcpy(sum, a, w * sizeof(REAL));
     for (Py_ssize_t r = 1; r < m; r++)
-        for (Py_ssize_t j = 0; j < n; j++) sum[j] += a[r * n + j];
+        for (Py_ssize_t j = 0; j < w; j++) sum[j] += a[r * n + j];
 }
 
 /* How many rows of the outputs o (m × k) name their label: the first largest output (the first NaN, as np.argmax),
@@ -131,13 +143,14 @@ static int64_t CAT(count_correct, SUFFIX)(const REAL *o, const int64_t *labels, 
     return correct;
 }
 
-/* The output layer: from net (m × k, in out), the outputs o (into out), E of the batch (the loss's own formula,
- * summed in double) and δ_L = ∂E/∂net_L (into delta). */
+/* The output layer on `rows` rows of a batch of m: from net (rows × k, in out), the outputs o (into out),
+ * δ_L = ∂E/∂net_L (into delta), and the sum of the loss's terms over these rows in double (loss_of_sum turns the
+ * batch's sum into E). */
 static double CAT(output_layer, SUFFIX)(int loss, int f, REAL alpha, REAL *out, const REAL *t, REAL *delta,
-                                        Py_ssize_t m, Py_ssize_t k) {
+                                        Py_ssize_t rows, Py_ssize_t m, Py_ssize_t k) {
     double sum = 0.0;
     if (loss == LOSS_SOFTMAX_CE) { /* o = softmax(net), E = −(1/m) Σ t·ln o, δ = (o − t)/m */
-        for (Py_ssize_t r = 0; r < m; r++) {
+        for (Py_ssize_t r = 0; r < rows; r++) {
             REAL *z = out + r * k, *d = delta + r * k, max;
             const REAL *tr = t + r * k;
             REAL total = CAT(softmax_row, SUFFIX)(z, d, k, &max); /* d = e^(net − max) for now */
@@ -147,38 +160,45 @@ static double CAT(output_layer, SUFFIX)(int loss, int f, REAL alpha, REAL *out, 
                 d[j] = (z[j] - tr[j]) / (REAL)m;
             }
         }
-        return -sum / (double)m;
+        return sum;
     }
     if (loss == LOSS_SIGMOID_BCE) { /* o = σ(net), E = (1/m) Σ softplus(net) − t·net, δ = (o − t)/m */
-        for (Py_ssize_t j = 0; j < m * k; j++) {
+        for (Py_ssize_t j = 0; j < rows * k; j++) {
             REAL z = out[j];
             sum += (double)((z > 0 ? z : 0) - t[j] * z + LOG1P(EXP(-FABS(z)))); /* softplus(z) − t·z, stably */
             out[j] = (TANH(z * (REAL)0.5) + 1) * (REAL)0.5;
             delta[j] = (out[j] - t[j]) / (REAL)m;
         }
-        return sum / (double)m;
+        return sum;
     }
     /* squared error: o = f(net), E = (1/m) Σ ½(t − o)², δ = ((o − t)/m) ⊙ f′; mse: E = Σ (t − o)²/(m·k),
      * δ = (o − t)·2/(m·k) ⊙ f′ */
-    CAT(activate, SUFFIX)(f, alpha, out, out, m * k);
+    CAT(activate, SUFFIX)(f, alpha, out, out, rows * k);
     REAL scale = (REAL)(2.0 / ((double)m * (double)k));
-    for (Py_ssize_t j = 0; j < m * k; j++) {
+    for (Py_ssize_t j = 0; j < rows * k; j++) {
         REAL diff = t[j] - out[j];
         sum += (double)(diff * diff);
         delta[j] = loss == LOSS_SQUARED_ERROR ? (out[j] - t[j]) / (REAL)m : (out[j] - t[j]) * scale;
     }
-    CAT(activation_backward, SUFFIX)(f, alpha, delta, out, m * k);
+    CAT(activation_backward, SUFFIX)(f, alpha, delta, out, rows * k);
+    return sum;
+}
+
+/* E of a batch of m rows (k outputs) from the sum output_layer gives over all its rows */
+static double CAT(loss_of_sum, SUFFIX)(int loss, double sum, Py_ssize_t m, Py_ssize_t k) {
+    if (loss == LOSS_SOFTMAX_CE) return -sum / (double)m;
+    if (loss == LOSS_SIGMOID_BCE) return sum / (double)m;
     return loss == LOSS_SQUARED_ERROR ? 0.5 * sum / (double)m : sum / ((double)m * (double)k);
 }
 
-/* Sample weights, as deltaprop's NumPy path applies them (Network._backward, train._weighted_loss): each row's δ
- * times w_r·m/Σw, and E = Σ_r w_r·E_r / Σw with E_r the loss's elementwise form on the outputs o (deltaprop.losses:
- * o clipped at LN_FLOOR before ln, or to [BCE_MARGIN, 1 − BCE_MARGIN] for binary cross-entropy). Returns that E. */
-static double CAT(weigh, SUFFIX)(int loss, const double *w, const REAL *o, const REAL *t, REAL *delta, Py_ssize_t m,
-                                 Py_ssize_t k) {
-    double total = 0.0, sum = 0.0;
-    for (Py_ssize_t r = 0; r < m; r++) total += w[r];
-    for (Py_ssize_t r = 0; r < m; r++) {
+/* Sample weights, as deltaprop's NumPy path applies them (Network._backward, train._weighted_loss), on the rows
+ * r0..r1 of a batch of m whose weights sum to total: each row's δ times w_r·m/Σw, and E = Σ_r w_r·E_r / Σw with E_r
+ * the loss's elementwise form on the outputs o (deltaprop.losses: o clipped at LN_FLOOR before ln, or to
+ * [BCE_MARGIN, 1 − BCE_MARGIN] for binary cross-entropy). Returns these rows' Σ_r w_r·E_r. */
+static double CAT(weigh, SUFFIX)(int loss, const double *w, double total, const REAL *o, const REAL *t, REAL *delta,
+                                 Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t m, Py_ssize_t k) {
+    double sum = 0.0;
+    for (Py_ssize_t r = r0; r < r1; r++) {
         REAL scale = (REAL)(total > 0 ? w[r] * ((double)m / total) : w[r] * 0.0), E_r = 0;
         const REAL *orow = o + r * k, *tr = t + r * k;
         for (Py_ssize_t j = 0; j < k; j++) {
@@ -197,7 +217,7 @@ static double CAT(weigh, SUFFIX)(int loss, const double *w, const REAL *o, const
         }
         sum += (double)E_r * w[r];
     }
-    return total > 0 ? sum / total : 0.0;
+    return sum;
 }
 
 /* Whether x[0..count) holds a NaN or ±inf: v − v is 0 for every finite v and NaN otherwise (no fast-math here) */
@@ -207,14 +227,23 @@ static NOINLINE WIDE int CAT(any_nonfinite, SUFFIX)(const REAL *x, Py_ssize_t co
     return bad;
 }
 
-/* The step. Returns E of the batch and adds the number of correct predictions to *correct. With check_inputs, a
- * batch whose inputs hold a NaN or ±inf is not used: *correct is set to −2, NaN is returned, nothing is written. */
-static double CAT(sgd_step, SUFFIX)(const struct sgd_step *s, int64_t *correct) {
+/* The first and one-past-last of the n items thread t of T takes */
+static void CAT(share, SUFFIX)(Py_ssize_t n, int t, int T, Py_ssize_t *first, Py_ssize_t *last) {
+    *first = n * t / T;
+    *last = n * (t + 1) / T;
+}
+
+/* Thread t's part of the step, on a team of T (T = 1: the whole step). Sets s->E (E of the batch) and s->correct
+ * (the number of correct predictions). With check_inputs, a batch whose inputs hold a NaN or ±inf is not used:
+ * s->refused is set and nothing but the scratch is written. */
+static void CAT(sgd_step, SUFFIX)(struct sgd_step *s, int t, int T) {
     const Py_ssize_t m = s->m, L = s->n_layers, *n = s->sizes;
     REAL *W[MAX_LAYERS], *b[MAX_LAYERS], *bW[MAX_LAYERS], *bb[MAX_LAYERS]; /* θ's and the buffer's views */
     REAL *out[MAX_LAYERS], *delta[MAX_LAYERS];                              /* per layer, m rows each */
     REAL *theta = s->theta, *buffer = s->buffer, *scratch = s->scratch;
-    Py_ssize_t at = 0;
+    struct step_part *mine = &s->parts[t];
+    Py_ssize_t at = 0, r0, r1; /* this thread's rows of the batch: r0..r1 */
+    CAT(share, SUFFIX)(m, t, T, &r0, &r1);
     for (Py_ssize_t i = 0; i < L; i++) { /* the layout of deltaprop.network.layer_views: W row-major, then b */
         W[i] = theta + at;
         bW[i] = buffer + at;
@@ -228,12 +257,10 @@ static double CAT(sgd_step, SUFFIX)(const struct sgd_step *s, int64_t *correct) 
         x = next;
         next += m * n[0];
         const REAL *X = s->X;
-        for (Py_ssize_t r = 0; r < m; r++) memcpy(x + r * n[0], X + s->rows[r] * n[0], n[0] * sizeof(REAL));
+        for (Py_ssize_t r = r0; r < r1; r++) memcpy(x + r * n[0], X + s->rows[r] * n[0], n[0] * sizeof(REAL));
     }
-    if (s->check_inputs && CAT(any_nonfinite, SUFFIX)(x, m * n[0])) { /* the rows are in cache: a cheap pass */
-        *correct = -2;
-        return NAN;
-    }
+    /* the rows are in cache: a cheap pass */
+    mine->refused = s->check_inputs && CAT(any_nonfinite, SUFFIX)(x + r0 * n[0], (r1 - r0) * n[0]);
     REAL *db = next; /* Σ_rows δ of one layer */
     next += s->widest;
     for (Py_ssize_t i = 0; i < L; i++) {
@@ -241,39 +268,97 @@ static double CAT(sgd_step, SUFFIX)(const struct sgd_step *s, int64_t *correct) 
         delta[i] = next + m * n[i + 1];
         next += 2 * m * n[i + 1];
     }
+    team_barrier(T); /* the batch is gathered */
+    for (int u = 0; u < T; u++)
+        if (s->parts[u].refused) {
+            if (t == 0) s->refused = 1;
+            return;
+        }
 
     const REAL *below = x; /* forward: net_i = out_{i-1}·W_i + b_i, the bias put in first and added by the product */
-    for (Py_ssize_t i = 0; i < L; i++) {
-        for (Py_ssize_t r = 0; r < m; r++) memcpy(out[i] + r * n[i + 1], b[i], n[i + 1] * sizeof(REAL));
-        GEMM(ROW_MAJOR, NO_TRANS, NO_TRANS, m, n[i + 1], n[i], 1, below, n[i], W[i], n[i + 1], 1, out[i], n[i + 1]);
-        if (i < L - 1) CAT(activate, SUFFIX)(s->activations[i], (REAL)s->alphas[i], out[i], out[i], m * n[i + 1]);
+    for (Py_ssize_t i = 0; i < L - 1; i++) { /* hidden layers: this thread's columns c0..c1 of every row */
+        Py_ssize_t k = n[i + 1], c0, c1;
+        CAT(share, SUFFIX)(k, t, T, &c0, &c1);
+        if (c1 > c0) {
+            for (Py_ssize_t r = 0; r < m; r++) memcpy(out[i] + r * k + c0, b[i] + c0, (c1 - c0) * sizeof(REAL));
+            GEMM(ROW_MAJOR, NO_TRANS, NO_TRANS, m, c1 - c0, n[i], 1, below, n[i], W[i] + c0, k, 1, out[i] + c0, k);
+            if (T == 1) {
+                CAT(activate, SUFFIX)(s->activations[i], (REAL)s->alphas[i], out[i], out[i], m * k);
+            } else {
+                for (Py_ssize_t r = 0; r < m; r++) {
+                    REAL *o = out[i] + r * k + c0;
+                    CAT(activate, SUFFIX)(s->activations[i], (REAL)s->alphas[i], o, o, c1 - c0);
+                }
+            }
+        }
+        team_barrier(T);
         below = out[i];
     }
-    double E = CAT(output_layer, SUFFIX)(s->loss, s->activations[L - 1], (REAL)s->alphas[L - 1], out[L - 1], s->T,
-                                         delta[L - 1], m, n[L]);
-    if (s->weights != NULL) E = CAT(weigh, SUFFIX)(s->loss, s->weights, out[L - 1], s->T, delta[L - 1], m, n[L]);
-    *correct += CAT(count_correct, SUFFIX)(out[L - 1], s->labels, m, n[L]);
+    const Py_ssize_t k = n[L]; /* the output layer: this thread's rows r0..r1 */
+    REAL *o = out[L - 1] + r0 * k, *d = delta[L - 1] + r0 * k;
+    const REAL *targets = (const REAL *)s->T + r0 * k;
+    for (Py_ssize_t r = r0; r < r1; r++) memcpy(out[L - 1] + r * k, b[L - 1], k * sizeof(REAL));
+    if (r1 > r0)
+        GEMM(ROW_MAJOR, NO_TRANS, NO_TRANS, r1 - r0, k, n[L - 1], 1, below + r0 * n[L - 1], n[L - 1], W[L - 1], k, 1,
+             o, k);
+    mine->sum = CAT(output_layer, SUFFIX)(s->loss, s->activations[L - 1], (REAL)s->alphas[L - 1], o, targets, d,
+                                          r1 - r0, m, k);
+    if (s->weights != NULL)
+        mine->sum = CAT(weigh, SUFFIX)(s->loss, s->weights, s->total_weight, out[L - 1], s->T, delta[L - 1], r0, r1,
+                                       m, k);
+    mine->correct = CAT(count_correct, SUFFIX)(o, s->labels ? s->labels + r0 : NULL, r1 - r0, k);
+    team_barrier(T); /* δ_L and every layer's outputs are complete */
+    double sum = 0.0;
+    int64_t correct = 0;
+    for (int u = 0; u < T; u++) {
+        sum += s->parts[u].sum;
+        correct += s->parts[u].correct;
+    }
+    double E = s->weights == NULL ? CAT(loss_of_sum, SUFFIX)(s->loss, sum, m, k)
+                                  : (s->total_weight > 0 ? sum / s->total_weight : 0.0);
+    if (t == 0) {
+        s->E = E;
+        s->correct = correct;
+    }
+    int update = s->update && isfinite(E);
 
     REAL beta = (REAL)s->beta;
     for (Py_ssize_t i = L - 1; i >= 0; i--) { /* backward, from the output layer down */
+        Py_ssize_t a0, a1, c0, c1, w = n[i + 1];  /* this thread's rows a0..a1 of W_i, entries c0..c1 of b_i */
+        CAT(share, SUFFIX)(n[i], t, T, &a0, &a1);
+        CAT(share, SUFFIX)(w, t, T, &c0, &c1);
         below = i ? out[i - 1] : x;
-        /* b_W ← β·b_W + out_{i-1}ᵀ·δ_i */
-        GEMM(ROW_MAJOR, TRANS, NO_TRANS, n[i], n[i + 1], m, 1, below, n[i], delta[i], n[i + 1], beta, bW[i], n[i + 1]);
+        /* b_W ← β·b_W + out_{i-1}ᵀ·δ_i, its rows a0..a1 */
+        if (a1 > a0)
+            GEMM(ROW_MAJOR, TRANS, NO_TRANS, a1 - a0, w, m, 1, below + a0, n[i], delta[i], w, beta, bW[i] + a0 * w, w);
         /* b_b ← β·b_b + Σ_rows δ_i, the rows summed in order as np.add.reduce(δ, axis=0) does for two or more
          * columns (one column NumPy sums pairwise: the last bits may differ there) */
-        REAL *sum = beta == 0 ? bb[i] : db;
-        CAT(sum_rows, SUFFIX)(delta[i], sum, m, n[i + 1]);
-        if (beta != 0)
-            for (Py_ssize_t j = 0; j < n[i + 1]; j++) bb[i][j] = bb[i][j] * beta + db[j];
-        if (i > 0) { /* δ_{i-1} = (δ_i·W_iᵀ) ⊙ f′_{i-1} */
-            GEMM(ROW_MAJOR, NO_TRANS, TRANS, m, n[i], n[i + 1], 1, delta[i], n[i + 1], W[i], n[i + 1], 0, delta[i - 1],
-                 n[i]);
-            CAT(activation_backward, SUFFIX)(s->activations[i - 1], (REAL)s->alphas[i - 1], delta[i - 1], out[i - 1],
-                                             m * n[i]);
+        if (c1 > c0) {
+            REAL *sum_ = beta == 0 ? bb[i] + c0 : db + c0;
+            CAT(sum_rows, SUFFIX)(delta[i] + c0, sum_, m, c1 - c0, w);
+            if (beta != 0)
+                for (Py_ssize_t j = c0; j < c1; j++) bb[i][j] = bb[i][j] * beta + db[j];
         }
+        if (i > 0 && a1 > a0) { /* δ_{i-1} = (δ_i·W_iᵀ) ⊙ f′_{i-1}, its columns a0..a1: from W_i's rows a0..a1 */
+            Py_ssize_t cols = a1 - a0;
+            GEMM(ROW_MAJOR, NO_TRANS, TRANS, m, cols, w, 1, delta[i], w, W[i] + a0 * w, w, 0, delta[i - 1] + a0, n[i]);
+            if (T == 1) {
+                CAT(activation_backward, SUFFIX)(s->activations[i - 1], (REAL)s->alphas[i - 1], delta[i - 1],
+                                                 out[i - 1], m * n[i]);
+            } else {
+                for (Py_ssize_t r = 0; r < m; r++)
+                    CAT(activation_backward, SUFFIX)(s->activations[i - 1], (REAL)s->alphas[i - 1],
+                                                     delta[i - 1] + r * n[i] + a0, out[i - 1] + r * n[i] + a0, cols);
+            }
+        }
+        if (update && T > 1) { /* θ ← θ − lr·b for the rows of W_i and entries of b_i this thread wrote to b (only
+                                * it reads them: the other threads' δ_{i-1} take their own rows of W_i) */
+            if (a1 > a0) AXPY((a1 - a0) * w, -(REAL)s->lr, bW[i] + a0 * w, 1, W[i] + a0 * w, 1);
+            if (c1 > c0) AXPY(c1 - c0, -(REAL)s->lr, bb[i] + c0, 1, b[i] + c0, 1);
+        }
+        if (i > 0) team_barrier(T); /* δ_{i-1} is complete */
     }
-    if (s->update && isfinite(E)) AXPY(s->n_params, -(REAL)s->lr, buffer, 1, theta, 1); /* θ ← θ − lr·b */
-    return E;
+    if (update && T == 1) AXPY(s->n_params, -(REAL)s->lr, buffer, 1, theta, 1); /* θ ← θ − lr·b, all at once */
 }
 
 #undef CAT

@@ -1,4 +1,5 @@
-"""Two BLAS routines that NumPy does not expose: ``C ← α·A·B + β·C`` (gemm with β) and ``y ← a·x + y`` (axpy).
+"""Two BLAS routines that NumPy does not expose: ``C ← α·A·B + β·C`` (gemm with β) and ``y ← a·x + y`` (axpy); and
+the number of threads of that BLAS library (:func:`threads`, :func:`single_threaded`).
 
 NumPy's ``matmul`` always overwrites its output (β = 0), so an update such as the momentum rule
 ``b ← μ·b + Xᵀ·δ`` costs a matrix product plus two passes over ``b`` in NumPy; the BLAS routine does it in the
@@ -24,11 +25,14 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["available", "gemm", "axpy", "library_path"]
+__all__ = ["available", "gemm", "axpy", "library_path", "threads", "single_threaded"]
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 # symbol prefixes and suffixes of the CBLAS interface whose integer size the name tells: scipy-openblas with
@@ -42,6 +46,27 @@ class _Routines(NamedTuple):
     gemm: dict[Any, Any]  # dtype → the ctypes function
     axpy: dict[Any, Any]
     direct: Any = None  # deltaprop._ckernels with these functions' addresses, or None (ctypes calls them)
+    get_threads: Any = None  # OpenBLAS's openblas_get_num_threads and openblas_set_num_threads, or None
+    set_threads: Any = None
+
+
+# OpenBLAS's thread-count functions under the namings of _NAMINGS (they take and return a C int in every build)
+_THREAD_FUNCTIONS = (
+    ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+    ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+    ("openblas_get_num_threads", "openblas_set_num_threads"),
+)
+
+
+def _thread_functions(lib: Any) -> tuple[Any, Any]:
+    """OpenBLAS's (get, set) number-of-threads functions of ``lib``, or (None, None)."""
+    for get_name, set_name in _THREAD_FUNCTIONS:
+        get, set_ = getattr(lib, get_name, None), getattr(lib, set_name, None)
+        if get is not None and set_ is not None:
+            get.argtypes, get.restype = [], ctypes.c_int
+            set_.argtypes, set_.restype = [ctypes.c_int], None
+            return get, set_
+    return None, None
 
 
 def _candidates() -> list[str]:
@@ -88,7 +113,7 @@ def _load() -> _Routines | None:
             continue
         bound = _bind(lib)
         if bound is not None and _works(*bound):
-            return _Routines(path, *bound, direct=_direct(*bound))
+            return _Routines(path, *bound, _direct(*bound), *_thread_functions(lib))
     return None
 
 
@@ -135,6 +160,59 @@ def available(dtype: Any = np.float32) -> bool:
     """True when :func:`gemm` and :func:`axpy` call BLAS directly for arrays of ``dtype`` (float32 or float64)."""
     r = _get()
     return r is not None and np.dtype(dtype) in r.gemm
+
+
+def threads() -> int:
+    """How many threads BLAS uses now (the limits of threadpoolctl and ``OPENBLAS_NUM_THREADS`` included); 0 when
+    unknown (no OpenBLAS found).
+
+    >>> from deltaprop import blas
+    >>> blas.threads() >= 0
+    True
+    """
+    r = _get()
+    return 0 if r is None or r.get_threads is None else int(r.get_threads())
+
+
+_hold_lock = threading.Lock()
+_holders = 0  # how many single_threaded() blocks are open, in every thread of the process
+_held_from = 0  # BLAS's number of threads before the first of them
+
+
+@contextmanager
+def single_threaded() -> Iterator[int]:
+    """BLAS on one thread inside the block, for the whole process (OpenBLAS's thread count is one number per
+    process, as for threadpoolctl); yields the number of threads it had before (0: unknown, nothing changed).
+    Blocks may nest and overlap across threads: the count comes back when the last one ends.
+
+    deltaprop's compiled training step uses it while a team of its own threads shares each step
+    (:mod:`deltaprop.compiled_step`), each thread calling BLAS on its share.
+
+    >>> from deltaprop import blas
+    >>> before = blas.threads()
+    >>> with blas.single_threaded() as had:
+    ...     inside = blas.threads()
+    >>> had == before and blas.threads() == before and inside == min(before, 1)
+    True
+    """
+    global _holders, _held_from
+    r = _get()
+    if r is None or r.get_threads is None:
+        yield 0
+        return
+    with _hold_lock:
+        if _holders == 0:
+            _held_from = int(r.get_threads())
+            r.set_threads(1)
+        _holders += 1
+        had = _held_from
+    try:
+        yield had
+    finally:
+        with _hold_lock:
+            _holders -= 1
+            if _holders == 0:
+                r.set_threads(_held_from)
 
 
 def library_path() -> str | None:

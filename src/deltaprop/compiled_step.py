@@ -25,6 +25,15 @@ by default (with sample weights too: each row's δ times w·m/Σw, E the weighte
 whose inputs hold a NaN or ±inf before writing anything (:class:`NonFiniteInputs`): the trainer checks X's values
 this way during the first epoch of a run that nothing else watches, instead of one more pass over X before training.
 
+**A team of threads.** For large batches (:data:`MIN_TEAM_WORK` multiply-adds of the forward pass or more per
+thread) the trainer runs inside :meth:`CompiledBackprop.sharing`: each step is then shared by as many threads as
+BLAS has, each calling a single-threaded BLAS on its part of every product (the batch's rows for the gather and the
+output layer, the units of each hidden layer, the rows of each W in the backward pass, where each thread also
+updates the rows of W it computed), with BLAS set to one thread for the whole process meanwhile. At a batch's sizes
+OpenBLAS's own threads spend much of their time handing work to each other; the team splits each product once and
+shares the elementwise work too (L: about 6 % faster per fit, bench/RESULTS.md). The numbers are those of one thread
+up to float rounding.
+
 >>> from deltaprop import MLP, blas, native
 >>> net = MLP([3, 4, 2], activation="relu", output_activation="softmax", loss="cross_entropy", seed=0)
 >>> (CompiledBackprop.for_network(net) is not None) == (native.available() and blas.available())
@@ -33,6 +42,8 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -52,6 +63,9 @@ ACTIVATION_CODES = {Identity: 0, ReLU: 1, Sigmoid: 2, Tanh: 3, LeakyReLU: 4, ELU
 #: losses (with the output activation they need, or None: any of ACTIVATION_CODES) and their codes
 LOSS_CODES = {CrossEntropy: (0, Softmax), BinaryCrossEntropy: (1, Sigmoid), SquaredError: (2, None), MSE: (3, None)}
 MAX_LAYERS = 64
+#: the fewest multiply-adds of a batch's forward pass (rows × weights) per thread for the steps of a run to be
+#: shared among threads (measured: bench/RESULTS.md)
+MIN_TEAM_WORK = 2_000_000
 
 
 class NonFiniteInputs(NonFiniteInputError):
@@ -73,6 +87,10 @@ class CompiledBackprop:
         #: ∂E/∂b of the layers whose biases are frozen: 0, as on the NumPy path
         self._frozen_db = [layer.db for layer in net.layers if not layer.bias_trainable]
         self._scratch: np.ndarray | None = None  # the gathered batch, out and δ of every layer
+        self._weights_count = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))  # multiply-adds a row, forward
+        c = native._c
+        self._team_possible = c is not None and hasattr(c, "team_available") and bool(c.team_available())
+        self._team = 1  # threads sharing each step (more only inside sharing())
 
     @classmethod
     def for_network(cls, net: Network) -> CompiledBackprop | None:
@@ -98,6 +116,33 @@ class CompiledBackprop:
             return None
         return cls(net, [int(code) for code in codes if code is not None], loss)
 
+    def team_size(self, batch_size: int) -> int:
+        """How many threads would share steps of ``batch_size`` rows: as many as BLAS uses now (threadpoolctl's
+        and ``OPENBLAS_NUM_THREADS``'s limits included), at most one per row, and fewer for small products, where
+        the threads would wait on each other longer than they work (``MIN_TEAM_WORK`` multiply-adds of the
+        forward pass per thread). 1: the step runs on the calling thread, with BLAS's own threads."""
+        if not self._team_possible:
+            return 1
+        return max(1, min(blas.threads(), batch_size, batch_size * self._weights_count // MIN_TEAM_WORK))
+
+    @contextmanager
+    def sharing(self, batch_size: int, *, at_most: int | None = None) -> Iterator[int]:
+        """Inside the block, each step is shared by a team of :meth:`team_size` threads (yielded; ``at_most``
+        caps it), each calling BLAS on its part of the products with BLAS single-threaded for the whole process
+        (:func:`deltaprop.blas.single_threaded`): BLAS's own threads wait on each other too long for products of
+        a batch's size (bench/RESULTS.md). The trainer holds it around a run. Where the team is 1, nothing
+        changes."""
+        size = self.team_size(batch_size) if at_most is None else min(at_most, self.team_size(batch_size))
+        if size < 2:
+            yield 1
+            return
+        with blas.single_threaded():
+            self._team = size
+            try:
+                yield size
+            finally:
+                self._team = 1
+
     def step(
         self,
         X: np.ndarray,
@@ -110,6 +155,7 @@ class CompiledBackprop:
         beta: float = 0.0,
         lr: float | None = None,
         check_inputs: bool = False,
+        threads: int | None = None,
     ) -> tuple[float, int]:
         """Forward and backward pass of one batch; returns (E of the batch, its number of correct predictions).
 
@@ -119,7 +165,9 @@ class CompiledBackprop:
         (default ``net.grad``) as ``target ← β·target + ∂E/∂θ``; with ``lr``, ``θ ← θ − lr·target`` follows when E
         is finite (SGD; otherwise the weights stay as they were). With ``check_inputs``, a batch whose inputs hold a
         NaN or ±inf raises :class:`NonFiniteInputs` before anything is written (the trainer checks the first epoch's
-        rows this way, as it gathers them, instead of reading all of X once more before training).
+        rows this way, as it gathers them, instead of reading all of X once more before training). ``threads``:
+        how many threads share the step (default: the team of :meth:`sharing`, else 1); more than 1 outside
+        :meth:`sharing` gives the same numbers, but each thread's products then start BLAS's own threads too.
         """
         c = native._c
         assert c is not None, "the C extension went away"
@@ -148,6 +196,7 @@ class CompiledBackprop:
             None if weights is None else np.ascontiguousarray(weights, dtype=np.float64),
             self.alphas,
             check_inputs,
+            min(self._team, m) if threads is None else threads,
         )
         if correct == -2:
             raise NonFiniteInputs("this batch's inputs hold a NaN or an infinite value")

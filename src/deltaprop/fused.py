@@ -71,6 +71,11 @@ class FusedSGD:
         #: True when :meth:`compiled_step` can make this network's steps
         self.compiled = self._backprop is not None
 
+    @property
+    def backprop(self) -> CompiledBackprop | None:
+        """The compiled step :meth:`compiled_step` calls (None where it does not apply)."""
+        return self._backprop
+
     @classmethod
     def for_network(cls, net: Network, optimizer: Any) -> FusedSGD | None:
         """A fused update for ``net`` trained by ``optimizer``, or None when the fused form does not apply."""

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -236,7 +237,13 @@ class Trainer:
         fused_update: bool | None = None,
         compiled_step: bool | None = None,
         unchecked_inputs: np.ndarray | None = None,
+        step_threads: int | None = None,
     ) -> None:
+        if step_threads is not None and (isinstance(step_threads, bool) or not isinstance(step_threads, int)):
+            raise TypeError(f"step_threads must be None or a whole number, got {step_threads!r}")
+        if step_threads is not None and step_threads < 1:
+            raise ValueError(f"step_threads must be at least 1 (1: no team of threads), got {step_threads}")
+        self.step_threads = step_threads
         self.net = net
         self.X, self.T, self.labels = X, T, labels
         self.optimizer = optimizer
@@ -615,7 +622,8 @@ class Trainer:
         if self._unchecked is not None:
             self._theta0 = np.array(self.net.theta, copy=True)  # put back if X turns out to hold a NaN or ±inf
         try:
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is reported, not warned
+            # divergence is reported, not warned; the compiled step may share each step among threads
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"), self._sharing():
                 try:
                     history = self._run(epochs)
                 except NonFiniteInputs as exc:
@@ -626,6 +634,15 @@ class Trainer:
         finally:
             self.net._reuse_buffers = False
             self._theta0 = None  # (the trainer may live on until the next garbage collection: see release())
+
+    def _sharing(self) -> contextlib.AbstractContextManager[int]:
+        """The team of threads of the compiled step for this run's batches (CompiledBackprop.sharing: BLAS is
+        single-threaded meanwhile), or nothing where the compiled step does not train."""
+        backprop = self.fused.backprop if self.fused is not None else self._backprop
+        if not self._compiled_step or backprop is None:
+            return contextlib.nullcontext(1)
+        rows = self.batch_size if self.shard is None else max(1, self.batch_size // self.shard[1])
+        return backprop.sharing(rows, at_most=self.step_threads)
 
     def _refuse_inputs(self, found: Exception | None = None) -> None:
         """Raise the NonFiniteInputError of a NaN or ±inf in X (naming the first, in row order) with the weights put
@@ -982,8 +999,10 @@ def fit(
             inside the backward pass for networks of ``FUSED_MIN_PARAMS`` parameters or more, or of any size when
             the compiled step applies, see :mod:`deltaprop.fused`; True: whenever it applies; False: never),
             ``compiled_step`` (None: the forward and backward pass in one C call, with SGD's update too, when
-            it applies, see :mod:`deltaprop.compiled_step`; False: never), and
-            ``shard``, ``grad_reduce``,
+            it applies, see :mod:`deltaprop.compiled_step`; False: never), ``step_threads`` (None: large
+            batches' steps are shared by a team of as many threads as BLAS has, with BLAS on one thread for the
+            process meanwhile, see :mod:`deltaprop.compiled_step`; n: at most n threads; 1: no team, BLAS keeps
+            its own threads), and ``shard``, ``grad_reduce``,
             ``metric_reduce``, ``stop_sync``, ``is_root``, which :func:`deltaprop.distributed.fit` sets.
     """
     from .optim import get_optimizer, get_schedule
