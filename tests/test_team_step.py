@@ -331,3 +331,20 @@ def test_step_threads_caps_or_turns_off_the_team(monkeypatch, two_blas_threads):
     for bad, error in ((0, ValueError), (-2, ValueError), (1.5, TypeError), (True, TypeError)):
         with pytest.raises(error, match="step_threads must be"):
             _fit(X, y, trainer_options={"step_threads": bad})
+
+
+@needs_team
+@pytest.mark.parametrize("sizes", [[6, 3], [6, 5, 3], [6, 12, 10, 8, 7, 3]])  # no hidden layer, one, four
+def test_a_team_trains_networks_of_any_depth(sizes):
+    rng = np.random.default_rng(8)
+    net = MLP(sizes, activation="tanh", output_activation="softmax", loss="cross_entropy", seed=4, dtype=np.float64)
+    X = rng.standard_normal((40, 6))
+    rows = rng.permutation(40)[:29].astype(np.int64)
+    labels = rng.integers(0, 3, 29).astype(np.int64)
+    T = np.eye(3)[labels]
+    one = _steps(net, X, rows, T, labels, 1, update=True)
+    for threads in (2, 4):
+        team = _steps(net, X, rows, T, labels, threads, update=True)
+        for a, b in zip(team[:3], one[:3]):
+            np.testing.assert_allclose(a, b, **TOL[np.float64])
+        assert team[3] == one[3]
