@@ -230,17 +230,13 @@ def test_small_steps_keep_blas_threads(monkeypatch, two_blas_threads):
     assert set(asked) == {1} and seen.seen == [blas.threads()] * 3
 
 
-def test_team_size_follows_blas_threads_and_the_work(monkeypatch):
-    net = MLP([784, 512, 256, 10], seed=0)  # L's network: 535,040 multiply-adds per row
-    step = CompiledBackprop.for_network(net)
-    threads = blas.threads()
-    if not native._c.team_available():
-        assert step.team_size(128) == 1
-        return
-    assert step.team_size(128) == max(1, min(threads, 34))  # 68.5 M multiply-adds a batch: 2 M or more each
+@needs_team
+def test_team_size_follows_blas_threads_and_the_work(two_blas_threads):
+    step = CompiledBackprop.for_network(MLP([784, 512, 256, 10], seed=0))  # L's network: 535,040 per row
+    assert step.team_size(128) == 2  # 68.5 M multiply-adds a batch: as many threads as BLAS has
     assert step.team_size(3) == 1  # 1.6 M: too little work to share
     small = CompiledBackprop.for_network(MLP([64, 32, 10], seed=0))  # 2,368 per row
-    assert small.team_size(32) == 1 and small.team_size(2048) == max(1, min(threads, 2))
+    assert small.team_size(32) == 1 and small.team_size(2048) == 2  # 0.08 M and 4.8 M
     with blas.single_threaded():
         assert step.team_size(128) == 1  # BLAS limited to one thread: no team either
 
