@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from deltaprop.backend import to_host
 from deltaprop.benchmark import (
     WORKLOADS,
     Data,
@@ -73,7 +74,7 @@ def deltaprop_system(library: str) -> tuple[Callable[[Any], Any], Callable[[Any,
         return net.fit(X, y, epochs=1, batch_size=W.batch_size, optimizer=opt, shuffle=True, seed=0, verbose=0).loss[-1]
 
     def weights(net: Any) -> Any:
-        return [(_to_np(Wt), _to_np(b)) for Wt, b in net.get_weights()]
+        return [(to_host(Wt), to_host(b)) for Wt, b in net.get_weights()]
 
     return setup, train, weights
 
@@ -107,7 +108,7 @@ def torch_system() -> tuple[Callable[[Any], Any], Callable[[Any, Any, np.ndarray
 
     def weights(state: Any) -> Any:
         lins = [m for m in state[0] if isinstance(m, torch.nn.Linear)]
-        return [(_to_np(m.weight).T.copy(), _to_np(m.bias)) for m in lins]
+        return [(to_host(m.weight).T.copy(), to_host(m.bias)) for m in lins]
 
     return setup, train, weights
 
@@ -142,14 +143,6 @@ def gemm_system() -> tuple[Callable[[Any], Any], Callable[[Any, Any, np.ndarray]
         return None
 
     return setup, train, lambda state: None
-
-
-def _to_np(a: Any) -> np.ndarray:
-    if type(a).__module__.startswith("torch"):
-        return a.detach().cpu().numpy()
-    if type(a).__module__.startswith("cupy"):
-        return a.get()
-    return np.asarray(a)
 
 
 def _on_gpu(library: str, a: np.ndarray) -> Any:

@@ -201,21 +201,30 @@ def test_divergence_stops_as_on_numpy(backend: str) -> None:
     np.testing.assert_allclose(theta, theta_ref, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_batch_losses_stay_on_the_device_until_the_epoch_ends(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without batch callbacks no batch's loss is turned into a Python float (which would wait for a GPU)."""
-    from deltaprop import MLP, Network
+@pytest.fixture
+def float_losses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the batch losses turned into Python floats (Network._batch_loss: a GPU must finish the batch first)."""
+    from deltaprop import Network
 
-    xp = namespace(backend)
-    X, labels, _ = data(n=40)
     floats: list[int] = []
-    real_batch_loss = Network._batch_loss  # the batch's E as a float (a GPU must finish the batch first)
+    real_batch_loss = Network._batch_loss
 
     def counted(self: Any, *args: Any, **kwargs: Any) -> float:
         floats.append(1)
         return real_batch_loss(self, *args, **kwargs)
 
     monkeypatch.setattr(Network, "_batch_loss", counted)
+    return floats
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batch_losses_stay_on_the_device_until_the_epoch_ends(backend: str, float_losses: list[int]) -> None:
+    """Without batch callbacks no batch's loss is turned into a Python float (which would wait for a GPU)."""
+    from deltaprop import MLP
+
+    xp = namespace(backend)
+    X, labels, _ = data(n=40)
+    floats = float_losses
     net = MLP([3, 4, 3], output_activation="softmax", loss="cross_entropy", dtype="float64", seed=0)
     ref = MLP([3, 4, 3], output_activation="softmax", loss="cross_entropy", dtype="float64", seed=0)
     kwargs = dict(epochs=3, batch_size=8, optimizer="adam", lr=0.01, seed=0, verbose=0)
@@ -232,26 +241,19 @@ def test_batch_losses_stay_on_the_device_until_the_epoch_ends(backend: str, monk
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_progress_bar_reads_batch_losses_without_a_float_per_batch(
-    backend: str, monkeypatch: pytest.MonkeyPatch
+    backend: str, monkeypatch: pytest.MonkeyPatch, float_losses: list[int]
 ) -> None:
     """The progress bar takes each batch's loss as a 0-d array and reads it a few times a second, so a run on a GPU
     with the bar (verbose=1 on a terminal) still does not wait for the device after every batch."""
     import io
 
-    from deltaprop import MLP, Network
+    from deltaprop import MLP
     from deltaprop.progress import ProgressBar
 
     pytest.importorskip("rich")
     xp = namespace(backend)
     X, labels, _ = data(n=40)
-    floats: list[int] = []
-    real_batch_loss = Network._batch_loss
-
-    def counted(self: Any, *args: Any, **kwargs: Any) -> float:
-        floats.append(1)
-        return real_batch_loss(self, *args, **kwargs)
-
-    monkeypatch.setattr(Network, "_batch_loss", counted)
+    floats = float_losses
     stream = io.StringIO()
     bar = ProgressBar(2, stream=stream, force=True)
     seen: list[Any] = []

@@ -320,7 +320,15 @@ static PyObject *axpy(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
 }
 
 /* The training step (_sgd_step.h), for the networks deltaprop.compiled_step hands to it. */
-enum { ACT_IDENTITY = 0, ACT_RELU = 1, ACT_SIGMOID = 2, ACT_TANH = 3, ACT_LEAKY_RELU = 4, ACT_ELU = 5, ACT_SOFTPLUS = 6 };
+enum {
+    ACT_IDENTITY = 0,
+    ACT_RELU = 1,
+    ACT_SIGMOID = 2,
+    ACT_TANH = 3,
+    ACT_LEAKY_RELU = 4,
+    ACT_ELU = 5,
+    ACT_SOFTPLUS = 6
+};
 enum { LOSS_SOFTMAX_CE = 0, LOSS_SIGMOID_BCE = 1, LOSS_SQUARED_ERROR = 2, LOSS_MSE = 3 };
 #define MAX_LAYERS 64
 #if defined(__GNUC__) || defined(__clang__)

@@ -227,6 +227,27 @@ static NOINLINE WIDE int CAT(any_nonfinite, SUFFIX)(const REAL *x, Py_ssize_t co
     return bad;
 }
 
+/* activate / activation_backward on the columns c0..c1 of an m × k block (rows k numbers apart): one pass when the
+ * columns are whole rows, else row by row */
+static void CAT(activate_columns, SUFFIX)(int f, REAL alpha, REAL *a, Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1,
+                                          Py_ssize_t k) {
+    if (c1 - c0 == k) {
+        CAT(activate, SUFFIX)(f, alpha, a, a, m * k);
+        return;
+    }
+    for (Py_ssize_t r = 0; r < m; r++) CAT(activate, SUFFIX)(f, alpha, a + r * k + c0, a + r * k + c0, c1 - c0);
+}
+
+static void CAT(activation_backward_columns, SUFFIX)(int f, REAL alpha, REAL *g, const REAL *o, Py_ssize_t m,
+                                                     Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t k) {
+    if (c1 - c0 == k) {
+        CAT(activation_backward, SUFFIX)(f, alpha, g, o, m * k);
+        return;
+    }
+    for (Py_ssize_t r = 0; r < m; r++)
+        CAT(activation_backward, SUFFIX)(f, alpha, g + r * k + c0, o + r * k + c0, c1 - c0);
+}
+
 /* The first and one-past-last of the n items thread t of T takes */
 static void CAT(share, SUFFIX)(Py_ssize_t n, int t, int T, Py_ssize_t *first, Py_ssize_t *last) {
     *first = n * t / T;
@@ -282,14 +303,7 @@ static void CAT(sgd_step, SUFFIX)(struct sgd_step *s, int t, int T) {
         if (c1 > c0) {
             for (Py_ssize_t r = 0; r < m; r++) memcpy(out[i] + r * k + c0, b[i] + c0, (c1 - c0) * sizeof(REAL));
             GEMM(ROW_MAJOR, NO_TRANS, NO_TRANS, m, c1 - c0, n[i], 1, below, n[i], W[i] + c0, k, 1, out[i] + c0, k);
-            if (T == 1) {
-                CAT(activate, SUFFIX)(s->activations[i], (REAL)s->alphas[i], out[i], out[i], m * k);
-            } else {
-                for (Py_ssize_t r = 0; r < m; r++) {
-                    REAL *o = out[i] + r * k + c0;
-                    CAT(activate, SUFFIX)(s->activations[i], (REAL)s->alphas[i], o, o, c1 - c0);
-                }
-            }
+            CAT(activate_columns, SUFFIX)(s->activations[i], (REAL)s->alphas[i], out[i], m, c0, c1, k);
         }
         team_barrier(T);
         below = out[i];
@@ -334,22 +348,16 @@ static void CAT(sgd_step, SUFFIX)(struct sgd_step *s, int t, int T) {
         /* b_b ← β·b_b + Σ_rows δ_i, the rows summed in order as np.add.reduce(δ, axis=0) does for two or more
          * columns (one column NumPy sums pairwise: the last bits may differ there) */
         if (c1 > c0) {
-            REAL *sum_ = beta == 0 ? bb[i] + c0 : db + c0;
-            CAT(sum_rows, SUFFIX)(delta[i] + c0, sum_, m, c1 - c0, w);
+            REAL *into = beta == 0 ? bb[i] + c0 : db + c0;
+            CAT(sum_rows, SUFFIX)(delta[i] + c0, into, m, c1 - c0, w);
             if (beta != 0)
                 for (Py_ssize_t j = c0; j < c1; j++) bb[i][j] = bb[i][j] * beta + db[j];
         }
         if (i > 0 && a1 > a0) { /* δ_{i-1} = (δ_i·W_iᵀ) ⊙ f′_{i-1}, its columns a0..a1: from W_i's rows a0..a1 */
-            Py_ssize_t cols = a1 - a0;
-            GEMM(ROW_MAJOR, NO_TRANS, TRANS, m, cols, w, 1, delta[i], w, W[i] + a0 * w, w, 0, delta[i - 1] + a0, n[i]);
-            if (T == 1) {
-                CAT(activation_backward, SUFFIX)(s->activations[i - 1], (REAL)s->alphas[i - 1], delta[i - 1],
-                                                 out[i - 1], m * n[i]);
-            } else {
-                for (Py_ssize_t r = 0; r < m; r++)
-                    CAT(activation_backward, SUFFIX)(s->activations[i - 1], (REAL)s->alphas[i - 1],
-                                                     delta[i - 1] + r * n[i] + a0, out[i - 1] + r * n[i] + a0, cols);
-            }
+            GEMM(ROW_MAJOR, NO_TRANS, TRANS, m, a1 - a0, w, 1, delta[i], w, W[i] + a0 * w, w, 0, delta[i - 1] + a0,
+                 n[i]);
+            CAT(activation_backward_columns, SUFFIX)(s->activations[i - 1], (REAL)s->alphas[i - 1], delta[i - 1],
+                                                     out[i - 1], m, a0, a1, n[i]);
         }
         if (update && T > 1) { /* θ ← θ − lr·b for the rows of W_i and entries of b_i this thread wrote to b (only
                                 * it reads them: the other threads' δ_{i-1} take their own rows of W_i) */

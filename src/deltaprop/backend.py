@@ -11,6 +11,7 @@ True
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,11 @@ __all__ = [
 #: Libraries whose arrays are recognised by their type's module (CuPy's ``ndarray`` has no ``__array_namespace__``:
 #: array-api-compat wraps its namespace).
 _ARRAY_LIBRARIES = ("torch", "cupy")
+
+
+def _library(a: Any) -> str:
+    """The top-level package of ``a``'s type (``"numpy"``, ``"torch"``, ``"cupy"``, …)."""
+    return type(a).__module__.split(".")[0]
 
 
 class MissingExtraError(ImportError):
@@ -62,7 +68,7 @@ def is_foreign_array(a: Any) -> bool:
     CuPy array."""
     if is_numpy(a):
         return False
-    return hasattr(a, "__array_namespace__") or type(a).__module__.split(".")[0] in _ARRAY_LIBRARIES
+    return hasattr(a, "__array_namespace__") or _library(a) in _ARRAY_LIBRARIES
 
 
 def to_host(a: Any) -> np.ndarray:
@@ -73,7 +79,7 @@ def to_host(a: Any) -> np.ndarray:
     """
     if isinstance(a, np.ndarray):
         return a
-    library = type(a).__module__.split(".")[0]
+    library = _library(a)
     if library == "torch":
         return a.detach().cpu().numpy()
     if library == "cupy":
@@ -132,7 +138,7 @@ def affine(X: Any, W: Any, b: Any) -> Any:
     >>> affine(np.ones((1, 2)), np.ones((2, 3)), np.arange(3.0)).tolist()
     [[2.0, 3.0, 4.0]]
     """
-    if type(X).__module__.split(".")[0] == "torch" and X.ndim == 2:
+    if _library(X) == "torch" and X.ndim == 2:
         import torch
 
         return torch.addmm(b, X, W)
@@ -148,10 +154,8 @@ def matmul_into(a: Any, b: Any, out: Any) -> None:
     >>> out = np.empty((1, 1)); matmul_into(np.ones((1, 2)), np.ones((2, 1)), out); out.tolist()
     [[2.0]]
     """
-    library = type(out).__module__.split(".")[0]
+    library = _library(out)
     if library in _ARRAY_LIBRARIES:
-        import sys
-
         sys.modules[library].matmul(a, b, out=out)
     else:
         out[...] = a @ b
@@ -163,10 +167,8 @@ def sum_rows_into(a: Any, out: Any) -> None:
     >>> out = np.empty(2); sum_rows_into(np.ones((3, 2)), out); out.tolist()
     [3.0, 3.0]
     """
-    library = type(out).__module__.split(".")[0]
+    library = _library(out)
     if library in _ARRAY_LIBRARIES:
-        import sys
-
         sys.modules[library].sum(a, axis=0, out=out)
     else:
         out[...] = xp_of(a).sum(a, axis=0)

@@ -132,7 +132,9 @@ class CompiledBackprop:
         (:func:`deltaprop.blas.single_threaded`): BLAS's own threads wait on each other too long for products of
         a batch's size (bench/RESULTS.md). The trainer holds it around a run. Where the team is 1, nothing
         changes."""
-        size = self.team_size(batch_size) if at_most is None else min(at_most, self.team_size(batch_size))
+        size = self.team_size(batch_size)
+        if at_most is not None:
+            size = min(size, at_most)
         if size < 2:
             yield 1
             return
@@ -196,7 +198,7 @@ class CompiledBackprop:
             None if weights is None else np.ascontiguousarray(weights, dtype=np.float64),
             self.alphas,
             check_inputs,
-            min(self._team, m) if threads is None else threads,
+            self._team if threads is None else threads,  # (the C code takes at most one thread per row)
         )
         if correct == -2:
             raise NonFiniteInputs("this batch's inputs hold a NaN or an infinite value")

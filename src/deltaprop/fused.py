@@ -21,9 +21,9 @@ no weight decay, NumPy arrays, trainable biases, no gradient clipping and no gra
 ``fit(..., trainer_options={"fused_update": False})`` turns it off. With momentum, ``net.grad`` is not filled
 during such a run (the gradient goes straight into the momentum buffer).
 
-**The compiled step.** Where :mod:`deltaprop.compiled_step` applies (ReLU, sigmoid, tanh or linear layers with
-cross-entropy, squared error or mse), the C extension makes the whole step in one call: gather the batch's
-rows, the forward pass, E and the batch's correct predictions, the backward pass above, the update
+**The compiled step.** Where :mod:`deltaprop.compiled_step` applies (the built-in elementwise activations with
+cross-entropy, binary cross-entropy, squared error or mse), the C extension makes the whole step in one call: gather
+the batch's rows, the forward pass, E and the batch's correct predictions, the backward pass above, the update
 (:meth:`FusedSGD.compiled_step`). It computes what the NumPy path computes, in the same order except that every
 layer adds its bias inside the forward product; without the extension, for other layers or losses, or with
 ``trainer_options={"compiled_step": False}``, the NumPy path runs. The layers' ``net`` and ``out``

@@ -153,7 +153,7 @@ class Network:
         ``theta`` and ``grad`` are reallocated there and every layer's W, b, dW, db rebuilt as views into them;
         the values are kept. ``classes`` (class labels) stay NumPy.
         """
-        theta = _to_numpy(self.theta)
+        theta = to_host(self.theta)
         if getattr(xp, "__name__", "") == "numpy" or xp is np:
             new_theta = np.ascontiguousarray(theta, dtype=self.dtype).copy()
             new_grad = np.zeros_like(new_theta)
@@ -194,7 +194,7 @@ class Network:
         if isinstance(X, np.ndarray) and isinstance(theta, np.ndarray):
             return X
         if isinstance(theta, np.ndarray):
-            return np.ascontiguousarray(_to_numpy(X), dtype=self.dtype)
+            return np.ascontiguousarray(to_host(X), dtype=self.dtype)
         from array_api_compat import array_namespace, device
 
         xp = array_namespace(theta)
@@ -202,7 +202,7 @@ class Network:
         if not isinstance(X, np.ndarray):
             if array_namespace(X) is xp and device(X) == dev:
                 return X
-            X = _to_numpy(X)
+            X = to_host(X)
         return xp.asarray(np.ascontiguousarray(X, dtype=self.dtype), device=dev)
 
     def _forward(self, X: Array) -> Array:
@@ -324,7 +324,7 @@ class Network:
         out = self.forward(X)
         if self.classes is None:
             return out
-        return self.classes[_to_numpy(self._class_index(out))]
+        return self.classes[to_host(self._class_index(out))]
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy for a classifier, R² (averaged over outputs) for a regressor."""
@@ -620,10 +620,6 @@ def _check_layer_sizes(layer_sizes: Any) -> list[int]:
         if n <= 0:
             raise ValueError(f"layer_sizes[{i}] must be a positive integer, got {n}")
     return [int(n) for n in sizes]
-
-
-#: A NumPy array with the values of an array of any library (kept under its old name for the modules that use it).
-_to_numpy = to_host
 
 
 def _astype(a: Array, dtype: Any) -> Array:

@@ -505,13 +505,8 @@ class Adam(Optimizer):
             else:
                 g = self._l2_xp(xp, theta, grad)  # g ← g + λθ
         m, v = state["m"], state["v"]
-        d = g - m
-        d *= 1.0 - beta1
-        m += d  # m ← m + (1 − β1)·(g − m) = β1·m + (1 − β1)·g (PyTorch's lerp)
-        g2 = g * g
-        g2 *= 1.0 - beta2
-        v *= beta2
-        v += g2  # v ← β2·v + (1 − β2)·g²
+        _lerp_(m, g, 1.0 - beta1)  # m ← β1·m + (1 − β1)·g (PyTorch's lerp)
+        _mean_square_(v, g, beta2)  # v ← β2·v + (1 − β2)·g²
         if self.amsgrad:
             _assign(state["v_max"], xp.maximum(state["v_max"], v))  # v_max ← max(v_max, v)
             v = state["v_max"]
@@ -659,15 +654,10 @@ class RMSprop(Optimizer):
         alpha = self.alpha
         g = self._l2_xp(xp, theta, grad) if self.weight_decay != 0.0 else grad  # g ← g + λθ
         v = state["v"]  # the buffers are updated in place (array API in-place operators: fewer GPU kernels)
-        g2 = g * g
-        g2 *= 1.0 - alpha
-        v *= alpha
-        v += g2  # v ← α·v + (1 − α)·g²
+        _mean_square_(v, g, alpha)  # v ← α·v + (1 − α)·g²
         if self.centered:
             g_avg = state["g_avg"]
-            d = g - g_avg
-            d *= 1.0 - alpha
-            g_avg += d  # g_avg ← α·g_avg + (1 − α)·g
+            _lerp_(g_avg, g, 1.0 - alpha)  # g_avg ← α·g_avg + (1 − α)·g
             denom = xp.sqrt(v - g_avg * g_avg)  # √(v − g_avg²)
         else:
             denom = xp.sqrt(v)
@@ -785,6 +775,22 @@ def _device(a: Any) -> Any:
 def _assign(target: Any, value: Any) -> None:
     """``target[...] = value`` in place (so that views into ``target``, e.g. a layer's W, see the new values)."""
     target[...] = value
+
+
+def _lerp_(a: Any, g: Any, weight: float) -> None:
+    """a ← a + weight·(g − a) = (1 − weight)·a + weight·g, in place (array API in-place operators: on a GPU, fewer
+    kernels than new arrays and copies back)."""
+    d = g - a
+    d *= weight
+    a += d
+
+
+def _mean_square_(v: Any, g: Any, beta: float) -> None:
+    """v ← β·v + (1 − β)·g², in place."""
+    g2 = g * g
+    g2 *= 1.0 - beta
+    v *= beta
+    v += g2
 
 
 #: name → class, for get_optimizer and optimizer_from_config

@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 
 from . import native
-from .backend import is_foreign_array, xp_of
+from .backend import device_of, is_foreign_array, to_host, xp_of
 from .callbacks import Callback, EarlyStopping, StopAtLoss, StopWhenAllCorrect, TerminateOnNaN, TimeBudget
 from .compiled_step import CompiledBackprop, NonFiniteInputs
 from .fused import FusedSGD
-from .network import Network, NonFiniteInputError, _check_finite, _to_numpy, check_inputs
+from .network import Network, NonFiniteInputError, _check_finite, check_inputs
 
 __all__ = ["History", "Trainer", "fit", "encode_targets", "score"]
 
@@ -569,7 +569,7 @@ class Trainer:
         if self._foreign:  # another library: a slice, or xp.take of this epoch's rows
             if self.perm is None or not self.shuffle:
                 return X[lo:hi, ...]
-            return _namespace_device(X)[0].take(X, self._perm_xp[lo:hi], axis=0)
+            return xp_of(X).take(X, self._perm_xp[lo:hi], axis=0)
         if self.perm is None or not self.shuffle:
             if buf is None:
                 return X[lo:hi]
@@ -702,11 +702,11 @@ class Trainer:
     # ------------------------------------------------------------------------------------ checkpointing
     def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Everything needed to continue this run bit for bit: (named arrays, JSON data)."""
-        arrays: dict[str, np.ndarray] = {"theta": np.array(_to_numpy(self.net.theta), copy=True)}
+        arrays: dict[str, np.ndarray] = {"theta": np.array(to_host(self.net.theta), copy=True)}
         scalars: dict[str, Any] = {}
         for key, value in self.opt_state.items():
             if isinstance(value, np.ndarray) or is_foreign_array(value):  # saved as NumPy arrays
-                arrays[f"opt.{key}"] = np.array(_to_numpy(value), copy=True)
+                arrays[f"opt.{key}"] = np.array(to_host(value), copy=True)
             else:
                 scalars[key] = value
         if self.perm is not None:
@@ -824,7 +824,7 @@ def _weighted_loss(loss_fn: Any, out: np.ndarray, T: np.ndarray, w: np.ndarray) 
     if isinstance(out, np.ndarray):
         per_example = loss_fn.elementwise(out, T).sum(axis=1)
         return float((per_example * w).sum() / total)
-    xp = _namespace_device(out)[0]
+    xp = xp_of(out)
     per_example = xp.sum(loss_fn.elementwise(out, T), axis=1)
     return float(xp.sum(per_example * xp.astype(w, per_example.dtype))) / total
 
@@ -832,16 +832,14 @@ def _weighted_loss(loss_fn: Any, out: np.ndarray, T: np.ndarray, w: np.ndarray) 
 # ------------------------------------------------------------------------------------ other array libraries
 def _namespace_device(a: Any) -> tuple[Any, Any]:
     """(array-api-compat namespace, device) of an array of another library than NumPy."""
-    from array_api_compat import device
-
-    return xp_of(a), device(a)
+    return xp_of(a), device_of(a)
 
 
 def _total(w: Any) -> float:
     """Sum of a 1-D array of any library, as a float."""
     if isinstance(w, np.ndarray):
         return float(w.sum())
-    return float(_namespace_device(w)[0].sum(w))
+    return float(xp_of(w).sum(w))
 
 
 def _count_equal(a: Any, b: Any, as_int: bool = True) -> Any:
@@ -903,7 +901,7 @@ class _XpTerminateOnNaN(TerminateOnNaN):
 
     def on_epoch_end(self, epoch: int, logs: Any) -> None:
         theta = self.trainer.net.theta
-        xp = _namespace_device(theta)[0]
+        xp = xp_of(theta)
         if not math.isfinite(logs.get("loss", 0.0)) or not bool(xp.all(xp.isfinite(theta))):
             self._diverged(f"the loss or the weights became NaN/infinite in epoch {epoch + 1}")
         else:
@@ -925,7 +923,7 @@ class _XpEarlyStopping(EarlyStopping):
 
 
 def _copy_theta(theta: Any) -> Any:
-    return _namespace_device(theta)[0].asarray(theta, copy=True)
+    return xp_of(theta).asarray(theta, copy=True)
 
 
 # ----------------------------------------------------------------------------------------------------- fit
@@ -1013,12 +1011,12 @@ def fit(
     if foreign:
         if is_foreign_array(X):
             _move_network(net, X)
-        y = _to_numpy(y) if is_foreign_array(y) else y
+        y = to_host(y) if is_foreign_array(y) else y
         if sample_weight is not None and is_foreign_array(sample_weight):
-            sample_weight = _to_numpy(sample_weight)
+            sample_weight = to_host(sample_weight)
         if validation_data is not None and isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
             yv = validation_data[1]
-            validation_data = (validation_data[0], _to_numpy(yv) if is_foreign_array(yv) else yv)
+            validation_data = (validation_data[0], to_host(yv) if is_foreign_array(yv) else yv)
 
     _check_positive_int(epochs, "epochs")
     if batch_size is not None:
@@ -1180,12 +1178,12 @@ def fit(
 
 def score(net: Network, X: Any, y: Any) -> float:
     """Accuracy for a classifier, R² (averaged over outputs, as scikit-learn) for a regressor."""
-    y = _to_numpy(y) if is_foreign_array(y) else y
+    y = to_host(y) if is_foreign_array(y) else y
     if net.classes is not None:
         index = _index_of(net.classes, y, "y")
         out = net.forward(X)
-        return float(np.mean(_to_numpy(net._class_index(out)) == index))
-    out = _to_numpy(net.forward(X))
+        return float(np.mean(to_host(net._class_index(out)) == index))
+    out = to_host(net.forward(X))
     out = out.reshape(-1, net.n_outputs)
     T = net.loss_function.targets(y, net.n_outputs, np.float64)
     ss_res = ((T - out) ** 2).sum(axis=0)
