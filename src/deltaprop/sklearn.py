@@ -575,13 +575,16 @@ class _BaseMLP(BaseEstimator):
         if state is not None:
             trainer.opt_state = state  # partial_fit: the optimiser carries on where it stopped
         self.n_iter_ = 0
-        history = trainer.run(1 if incremental else int(self.max_iter))
-        self._optimizer, self._opt_state = opt, trainer.opt_state
+        try:
+            history = trainer.run(1 if incremental else int(self.max_iter))
+            self._optimizer, self._opt_state = opt, trainer.opt_state
+        finally:
+            # X's copy, the targets, the epoch buffers and the layers' last batch (smaller pickles) go now, not at
+            # the next garbage collection
+            trainer.release()
         self.history_ = _extend_history(self.history_, history)
         if self.early_stopping and not incremental:
             net.theta[...] = self._best_theta  # the weights of the best validation score
-        for layer in net.layers:  # drop the last batch's activations (smaller pickles, no stale references)
-            layer.inputs = layer.net = layer.out = None
         if not np.all(np.isfinite(net.theta)):
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may contain large values and need to "

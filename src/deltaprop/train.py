@@ -373,8 +373,18 @@ class Trainer:
         self._X_batch = None
 
     def release(self) -> None:
-        """Drop the epoch buffers and the last batch kept by the layers (the trainer and its callbacks refer to each
-        other, so without this the buffers would live until the next garbage collection)."""
+        """End the run: let go of everything only training needed, so that its memory comes back at once.
+
+        Each callback holds the trainer (``cb.trainer``) and the trainer holds its callbacks: without this the data,
+        the epoch buffers, the one-hot targets, the optimiser's copies and the layers' last batch would live on, with
+        the network, until Python's next full garbage collection (13 MB for each fit of workload L, far more when
+        ``fit`` had to convert X). The trainer keeps the network, the optimiser state and the history (a callback the
+        caller keeps can still read them); it cannot run again.
+        """
+        self.callbacks, self._batch_callbacks = [], []  # breaks the cycle trainer → callback → trainer
+        self.X = self.T = self.labels = self.sample_weight = self.perm = None  # type: ignore[assignment]
+        self.validation = self._unchecked = self._theta0 = None
+        self._perm_xp = None
         self._T_epoch = self._L_epoch = self._W_epoch = self._X_batch = None  # type: ignore[assignment]
         for layer in self.net.layers:
             layer.inputs = layer.net = layer.out = None
@@ -633,7 +643,7 @@ class Trainer:
                 return history
         finally:
             self.net._reuse_buffers = False
-            self._theta0 = None  # (the trainer may live on until the next garbage collection: see release())
+            self._theta0 = None  # (a callback its caller keeps keeps the trainer: see release())
 
     def _sharing(self) -> contextlib.AbstractContextManager[int]:
         """The team of threads of the compiled step for this run's batches (CompiledBackprop.sharing: BLAS is
