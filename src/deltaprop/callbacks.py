@@ -2,7 +2,9 @@
 
 A callback subclasses :class:`Callback` and overrides the hooks it needs (the rest do nothing). Before training,
 ``fit`` hands every callback the :class:`~deltaprop.train.Trainer` (``self.trainer``), through which it can read the
-network, the optimiser and the history, and stop training with ``self.trainer.stop(reason)``.
+network, the optimiser and the history, and stop training with ``self.trainer.stop(reason)``. When ``fit`` returns, the
+trainer lets go of the training data and of its callbacks (:meth:`~deltaprop.train.Trainer.release`): a callback
+kept afterwards still reads the network, the optimiser state and the history through it, not ``trainer.X``.
 
 Hooks, in order: ``on_train_begin(logs)``, then per epoch ``on_epoch_begin(epoch, logs)``, per batch
 ``on_batch_begin(batch, logs)`` / ``on_batch_end(batch, logs)`` (``logs["loss"]`` is the batch's loss), then
