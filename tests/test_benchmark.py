@@ -78,6 +78,12 @@ def test_report_structure_and_missing_peer(monkeypatch, tmp_path):
     written = path.read_text()
     assert written.startswith("# Findings\n\nkept\n") and written.count(benchmark.BEGIN) == 1
 
+    # each system's spread (slowest / fastest run) under its table; a disturbed run is named under the targets
+    s["systems"]["deltaprop"]["times"] = [0.010, 0.015]
+    s["systems"]["numpy"]["times"] = [0.020, 0.021]
+    text = benchmark.format_report(report)
+    assert "Spread of each system's runs (slowest / fastest): deltaprop 1.50x, numpy 1.05x." in text
+
 
 def test_targets_report_medians_minima_and_per_repeat_ratios():
     # repeat by repeat deltaprop is twice as fast; one slow spell hit the peer's second and deltaprop's third run
@@ -97,6 +103,25 @@ def test_targets_report_medians_minima_and_per_repeat_ratios():
     assert speed["measured"] == 6.0 and speed["by_min"] == 2.0 and speed["by_round"] == 2.0 and speed["met"]
     peak = targets["L: deltaprop >= 90% of measured GEMM peak"]
     assert peak["measured"] == pytest.approx(0.9) and peak["by_round"] is None and peak["met"]
+    assert speed["disagree"] == [] and peak["disagree"] == []
+
+
+def test_targets_say_when_the_verdict_depends_on_the_statistic():
+    # deltaprop's last two runs were disturbed: by medians it misses 1.3x PyTorch, by its fastest run it meets it
+    systems = {
+        "deltaprop": {"times": [1.0, 1.6, 1.6], "median": 1.6},
+        "torch": {"times": [1.9, 1.9, 1.9], "median": 1.9},
+    }
+    report: dict = {"workloads": {"L": {"systems": systems}}}
+    speed = {t["target"]: t for t in benchmark.check_targets(report)}["L: deltaprop >= 1.3x torch throughput"]
+    assert speed["measured"] == pytest.approx(1.9 / 1.6) and not speed["met"]
+    assert speed["disagree"] == ["with minima"]  # per repeat (1.19x) agrees with the medians
+    report["machine"], report["targets"] = {}, [speed]
+    report["workloads"]["L"]["workload"] = {"title": "L", "n": 1, "epochs": 1, "repeats": 3}
+    report["workloads"]["L"].update(flops_per_example=1, flops=1)
+    text = benchmark.format_report(report)
+    assert "| L: deltaprop >= 1.3x torch throughput | 1.19x | 1.90x | 1.19x | **no** (met with minima) |" in text
+    assert "Spread of each system's runs (slowest / fastest): deltaprop 1.60x, torch 1.00x." in text
 
 
 def test_unknown_workload_is_an_error(capsys):
