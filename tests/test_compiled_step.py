@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from c_step_calls import record_c_steps
 
 from deltaprop import MLP, blas, native, optim
 from deltaprop.callbacks import TerminateOnNaN
@@ -53,19 +54,7 @@ def _fit(path, activation="relu", dtype=np.float64, momentum=0.9, X=None, y=None
 
 def _uses_compiled_step(monkeypatch):
     """Count the C calls (and make sure the test exercises them)."""
-    calls = []
-    c = native._c
-
-    class Counting:
-        def __getattr__(self, name):
-            return getattr(c, name)
-
-        def sgd_step(self, *args):
-            calls.append(args)
-            return c.sgd_step(*args)
-
-    monkeypatch.setattr(native, "_c", Counting())
-    return calls
+    return record_c_steps(monkeypatch)
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])

@@ -10,6 +10,7 @@ import threading
 
 import numpy as np
 import pytest
+from c_step_calls import record_c_steps, threads_asked
 
 from deltaprop import MLP, blas, compiled_step, native, optim
 from deltaprop.callbacks import Callback
@@ -156,23 +157,6 @@ def _big_enough(monkeypatch):
     monkeypatch.setattr(compiled_step, "MIN_TEAM_WORK", 1)
 
 
-def _spy_threads(monkeypatch):
-    """The threads argument of every C step call."""
-    asked = []
-    c = native._c
-
-    class Spy:
-        def __getattr__(self, name):
-            return getattr(c, name)
-
-        def sgd_step(self, *args):
-            asked.append(args[16] if len(args) > 16 else 1)
-            return c.sgd_step(*args)
-
-    monkeypatch.setattr(native, "_c", Spy())
-    return asked
-
-
 class _BlasThreads(Callback):
     def __init__(self, fail_at=None):
         self.seen, self.fail_at = [], fail_at
@@ -201,11 +185,11 @@ def test_a_fit_shares_its_steps_and_gives_back_blas_threads(monkeypatch, two_bla
     alone, h_alone = _fit(X, y, optimizer=opt)  # these networks are below the threshold: one thread
     assert blas.threads() == before
     _big_enough(monkeypatch)
-    asked = _spy_threads(monkeypatch)
+    calls = record_c_steps(monkeypatch)
     seen = _BlasThreads()
     opt = optim.SGD(lr=0.05, momentum=0.9) if optimizer == "sgd" else optim.Adam(lr=0.01)
     shared, h_shared = _fit(X, y, seen, optimizer=opt)
-    assert set(asked) == {min(before, 32), min(before, 300 - 9 * 32)}  # the last batch of 12 rows too
+    assert threads_asked(calls) == {min(before, 32), min(before, 300 - 9 * 32)}  # the last batch of 12 rows too
     assert seen.seen == [1, 1, 1] and blas.threads() == before  # BLAS on one thread during the run only
     np.testing.assert_allclose(shared.theta, alone.theta, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(h_shared.loss, h_alone.loss, rtol=1e-12)
@@ -223,11 +207,11 @@ def test_blas_threads_come_back_when_a_run_fails(monkeypatch, two_blas_threads):
 
 
 def test_small_steps_keep_blas_threads(monkeypatch, two_blas_threads):
-    asked = _spy_threads(monkeypatch)
+    calls = record_c_steps(monkeypatch)
     seen = _BlasThreads()
     rng = np.random.default_rng(0)
     _fit(rng.standard_normal((100, 20)), rng.integers(0, 4, 100), seen)  # 32 × 1,216 weights: below the threshold
-    assert set(asked) == {1} and seen.seen == [blas.threads()] * 3
+    assert threads_asked(calls) == {1} and seen.seen == [blas.threads()] * 3
 
 
 @needs_team
@@ -317,13 +301,13 @@ def test_step_threads_caps_or_turns_off_the_team(monkeypatch, two_blas_threads):
     _big_enough(monkeypatch)
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((100, 20)), rng.integers(0, 4, 100)
-    asked = _spy_threads(monkeypatch)
+    calls = record_c_steps(monkeypatch)
     seen = _BlasThreads()
     _fit(X, y, seen, trainer_options={"step_threads": 1})
-    assert set(asked) == {1} and seen.seen == [2, 2, 2]  # no team: BLAS keeps its two threads
-    asked.clear()
+    assert threads_asked(calls) == {1} and seen.seen == [2, 2, 2]  # no team: BLAS keeps its two threads
+    calls.clear()
     _fit(X, y, trainer_options={"step_threads": 2})
-    assert set(asked) == {2}
+    assert threads_asked(calls) == {2}
     for bad, error in ((0, ValueError), (-2, ValueError), (1.5, TypeError), (True, TypeError)):
         with pytest.raises(error, match="step_threads must be"):
             _fit(X, y, trainer_options={"step_threads": bad})

@@ -31,8 +31,8 @@ BLAS has, each calling a single-threaded BLAS on its part of every product (the 
 output layer, the units of each hidden layer, the rows of each W in the backward pass, where each thread also
 updates the rows of W it computed), with BLAS set to one thread for the whole process meanwhile. At a batch's sizes
 OpenBLAS's own threads spend much of their time handing work to each other; the team splits each product once and
-shares the elementwise work too (L: about 6 % faster per fit, bench/RESULTS.md). The numbers are those of one thread
-up to float rounding.
+shares the elementwise work too (L: about 6 % faster per fit on an AVX2 machine, 2.5 % on an AVX-512 one:
+bench/RESULTS.md). The numbers are those of one thread up to float rounding.
 
 >>> from deltaprop import MLP, blas, native
 >>> net = MLP([3, 4, 2], activation="relu", output_activation="softmax", loss="cross_entropy", seed=0)

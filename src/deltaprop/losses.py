@@ -21,7 +21,7 @@ import numpy as np
 
 from . import native
 from .activations import Activation
-from .backend import device_of, dtype_in, is_foreign_array, xp_of
+from .backend import constant_like, device_of, dtype_in, is_foreign_array, xp_of
 
 __all__ = ["Loss", "SquaredError", "MSE", "CrossEntropy", "BinaryCrossEntropy", "LOSSES", "get_loss"]
 
@@ -212,7 +212,7 @@ class BinaryCrossEntropy(Loss):
             o = xp.clip(out, e, 1.0 - e)
             return -xp.sum(t * xp.log(o) + (1.0 - t) * xp.log(1.0 - o)) / out.shape[0]
         # softplus(net) − t·net  =  max(net, 0) − t·net + ln(1 + e^(−|net|))
-        e = xp.maximum(net, 0.0) - t * net + xp.log1p(xp.exp(-xp.abs(net)))
+        e = xp.maximum(net, constant_like(0.0, net)) - t * net + xp.log1p(xp.exp(-xp.abs(net)))
         return xp.sum(e) / out.shape[0]
 
     def elementwise(self, out: Array, t: Array) -> Array:

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import native
 from .activations import Activation, get_activation
-from .backend import dtype_in, is_foreign_array, to_host, xp_of
+from .backend import device_of, dtype_in, is_foreign_array, to_host, xp_of
 from .initializers import initialize
 from .layers import Dense
 from .losses import CrossEntropy, Loss, get_loss
@@ -140,11 +140,7 @@ class Network:
     @property
     def device(self) -> Any:
         """The device of the parameters: ``"cpu"`` for NumPy, else the array API's ``device(theta)``."""
-        if isinstance(self.theta, np.ndarray):
-            return "cpu"
-        from array_api_compat import device
-
-        return device(self.theta)
+        return device_of(self.theta)
 
     def to(self, xp: Any, device: Any = None) -> Network:
         """Move the parameters into the array library ``xp`` (``numpy``, ``torch``, ``cupy``, an array-api-compat
@@ -159,14 +155,12 @@ class Network:
             new_grad = np.zeros_like(new_theta)
             xp = np
         else:
-            from array_api_compat import array_namespace
-
             dtype = dtype_in(xp, self.dtype)
             if device is None:
                 new_theta = xp.asarray(theta.copy(), dtype=dtype)
             else:
                 new_theta = xp.asarray(theta.copy(), dtype=dtype, device=device)
-            xp = array_namespace(new_theta)
+            xp = xp_of(new_theta)
             new_grad = xp.zeros_like(new_theta)
         self.theta, self.grad = new_theta, new_grad
         views = zip(self.layers, layer_views(self.layer_sizes, new_theta), layer_views(self.layer_sizes, new_grad))
@@ -195,12 +189,9 @@ class Network:
             return X
         if isinstance(theta, np.ndarray):
             return np.ascontiguousarray(to_host(X), dtype=self.dtype)
-        from array_api_compat import array_namespace, device
-
-        xp = array_namespace(theta)
-        dev = device(theta)
+        xp, dev = xp_of(theta), device_of(theta)
         if not isinstance(X, np.ndarray):
-            if array_namespace(X) is xp and device(X) == dev:
+            if xp_of(X) is xp and device_of(X) == dev:
                 return X
             X = to_host(X)
         return xp.asarray(np.ascontiguousarray(X, dtype=self.dtype), device=dev)

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from . import native
+from .backend import device_of, dtype_in, is_foreign_array, xp_of
 
 __all__ = [
     "Optimizer",
@@ -196,8 +197,6 @@ class Optimizer:
     # ------------------------------------------------------------------ other array libraries
     def _init_xp(self, theta: Any) -> dict[str, Any]:
         """``init`` for an array of another library (PyTorch, CuPy, array-api-strict): ``xp.zeros_like`` buffers."""
-        from .backend import is_foreign_array, xp_of
-
         if not is_foreign_array(theta):
             raise ValueError(f"theta must be a floating-point NumPy array, got {type(theta).__name__}")
         xp = xp_of(theta)
@@ -220,12 +219,10 @@ class Optimizer:
 
     def _xp_mask(self, xp: Any, theta: Any, on: float, off: float) -> Any:
         """The array ``on`` where the weight-decay mask is True, ``off`` elsewhere, in theta's library and device."""
-        from .backend import dtype_in
-
         np_dtype = np.float32 if theta.dtype == xp.float32 else np.float64
         assert self.weight_decay_mask is not None
         vec = np.where(self.weight_decay_mask, on, off).astype(np_dtype)
-        return xp.asarray(vec, dtype=dtype_in(xp, np_dtype), device=_device(theta))
+        return xp.asarray(vec, dtype=dtype_in(xp, np_dtype), device=device_of(theta))
 
     def _l2_xp(self, xp: Any, theta: Any, grad: Any) -> Any:
         """grad + λ·θ (λ·mask·θ with a mask) as a new array of theta's library."""
@@ -345,7 +342,7 @@ class SGD(Optimizer):
 
     def _step_xp(self, theta: Any, grad: Any, state: dict[str, Any]) -> None:
         """The SGD update for arrays of another library, as the formulas read (array API functions, no ``out=``)."""
-        xp = _xp(theta)
+        xp = xp_of(theta)
         g = self._l2_xp(xp, theta, grad) if self.weight_decay != 0.0 else grad  # g ← g + λθ
         mu = self.momentum
         if mu != 0.0:
@@ -491,7 +488,7 @@ class Adam(Optimizer):
     def _step_xp(self, theta: Any, grad: Any, state: dict[str, Any]) -> None:
         """The Adam update for arrays of another library: array API functions, the buffers updated in place (in-place
         operators are array API too: on a GPU, fewer kernels than new arrays and copies back)."""
-        xp = _xp(theta)
+        xp = xp_of(theta)
         t = state["step"] = state["step"] + 1
         beta1, beta2 = self.betas
         g = grad
@@ -649,7 +646,7 @@ class RMSprop(Optimizer):
 
     def _step_xp(self, theta: Any, grad: Any, state: dict[str, Any]) -> None:
         """The RMSprop update for arrays of another library (array API functions, no ``out=``)."""
-        xp = _xp(theta)
+        xp = xp_of(theta)
         state["step"] += 1
         alpha = self.alpha
         g = self._l2_xp(xp, theta, grad) if self.weight_decay != 0.0 else grad  # g ← g + λθ
@@ -725,7 +722,7 @@ class Adagrad(Optimizer):
         if isinstance(theta, np.ndarray):
             state["sum"].fill(self.initial_accumulator_value)
         else:
-            state["sum"] = _xp(theta).full_like(theta, self.initial_accumulator_value)
+            state["sum"] = xp_of(theta).full_like(theta, self.initial_accumulator_value)
         return state
 
     def step(self, theta: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> None:
@@ -750,7 +747,7 @@ class Adagrad(Optimizer):
 
     def _step_xp(self, theta: Any, grad: Any, state: dict[str, Any]) -> None:
         """The Adagrad update for arrays of another library (array API functions, no ``out=``)."""
-        xp = _xp(theta)
+        xp = xp_of(theta)
         t = state["step"] = state["step"] + 1
         g = self._l2_xp(xp, theta, grad) if self.weight_decay != 0.0 else grad  # g ← g + λθ
         clr = self.lr / (1.0 + (t - 1) * self.lr_decay)
@@ -760,18 +757,6 @@ class Adagrad(Optimizer):
 
 
 # ------------------------------------------------------------------------------------ other array libraries
-def _xp(a: Any) -> Any:
-    from .backend import xp_of
-
-    return xp_of(a)
-
-
-def _device(a: Any) -> Any:
-    from array_api_compat import device
-
-    return device(a)
-
-
 def _assign(target: Any, value: Any) -> None:
     """``target[...] = value`` in place (so that views into ``target``, e.g. a layer's W, see the new values)."""
     target[...] = value
@@ -909,7 +894,7 @@ def clip_grad_norm(grad: np.ndarray, max_norm: float) -> float:
 
 def _clip_grad_norm_xp(grad: Any, max_norm: float) -> float:
     """``clip_grad_norm`` for an array of another library (array API functions)."""
-    xp = _xp(grad)
+    xp = xp_of(grad)
     flat = xp.reshape(grad, (-1,))
     norm = math.sqrt(float(xp.sum(flat * flat)))
     if not math.isfinite(norm):
