@@ -287,3 +287,35 @@ def test_csv_continues_a_resumed_run(tmp_path, moons, append):
 def test_csv_logger_arguments(tmp_path):
     with pytest.raises(TypeError, match="append"):
         CSVLogger(tmp_path / "x.csv", append="yes")
+
+
+# ------------------------------------------------------------------------------------------ the callbacks argument
+def test_callbacks_none_or_one_alone_are_accepted(moons):
+    """``callbacks=None`` trains as with no callbacks; one callback given without a list runs as ``[cb]``."""
+    X, y = moons
+    plain = _classifier().fit(X, y, epochs=3, lr=0.05, seed=0, verbose=0)
+    with_none = _classifier().fit(X, y, epochs=3, lr=0.05, seed=0, verbose=0, callbacks=None)
+    assert with_none.loss == plain.loss
+    rec = Recorder()
+    _classifier().fit(X, y, epochs=3, lr=0.05, seed=0, verbose=0, callbacks=rec)
+    assert len(rec.thetas) == 3
+
+
+@pytest.mark.parametrize("bad, name", [(3, "int"), ([Recorder(), "log"], "str")])
+def test_callbacks_that_are_not_callbacks_are_refused(moons, bad, name):
+    X, y = moons
+    with pytest.raises(TypeError, match=f"callbacks must be .*Callback objects, got {name}"):
+        _classifier().fit(X, y, epochs=1, verbose=0, callbacks=bad)
+
+
+def test_sklearn_estimator_takes_callbacks_none_or_one_alone(moons):
+    pytest.importorskip("sklearn")
+    from deltaprop.sklearn import MLPClassifier
+
+    X, y = moons
+    rec = Recorder()
+    MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0, callbacks=rec).fit(X, y)
+    assert len(rec.thetas) == 2
+    MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0, callbacks=None).fit(X, y)
+    with pytest.raises(TypeError, match="got int"):
+        MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, callbacks=3).fit(X, y)

@@ -68,7 +68,7 @@ from .callbacks import Callback, TerminateOnNaN  # noqa: E402
 from .io import SKLEARN_ESTIMATOR_KEY, labels_from_json, labels_to_json  # noqa: E402
 from .network import MLP, Network  # noqa: E402
 from .safefile import ModelFileError  # noqa: E402
-from .train import History, Trainer  # noqa: E402
+from .train import History, Trainer, _check_callbacks  # noqa: E402
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -332,7 +332,7 @@ class _BaseMLP(BaseEstimator):
         optimizer: Any = None,
         loss: Any = None,
         output_activation: Any = None,
-        callbacks: Sequence[Callback] = (),
+        callbacks: Sequence[Callback] | Callback | None = (),
         dtype: str = "float32",
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -421,9 +421,7 @@ class _BaseMLP(BaseEstimator):
         act = get_activation(_act_spec(self.activation))
         if act.output_only:
             raise ValueError(f"activation={self.activation!r} can only be an output activation")
-        for cb in self.callbacks or ():
-            if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks must be deltaprop.callbacks.Callback objects, got {type(cb).__name__}")
+        _check_callbacks(self.callbacks)
 
     def _validate_input(self, X: Any, y: Any, *, reset: bool) -> tuple[np.ndarray, np.ndarray]:
         X, y = _validate_data(
@@ -569,7 +567,7 @@ class _BaseMLP(BaseEstimator):
             shuffle=bool(self.shuffle),
             rng=np.random.default_rng(rs.randint(np.iinfo(np.int32).max)),
             validation=trainer_validation,
-            callbacks=[TerminateOnNaN(), loop, *(self.callbacks or ())],
+            callbacks=[TerminateOnNaN(), loop, *_check_callbacks(self.callbacks)],
             sample_weight=None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64),
         )
         if state is not None:

@@ -950,7 +950,7 @@ def fit(
     seed: int | np.random.Generator | None = None,
     validation_split: float | None = None,
     validation_data: tuple[Any, Any] | None = None,
-    callbacks: Sequence[Callback] = (),
+    callbacks: Sequence[Callback] | Callback | None = (),
     stop_at_loss: float | None = None,
     stop_when_all_correct: bool = False,
     patience: int | None = None,
@@ -985,7 +985,7 @@ def fit(
         validation_split: fraction of (X, y), drawn at random with ``seed``, held out to measure ``val_loss`` (for
             a memory-mapped X, the last rows, so that nothing is copied into memory).
         validation_data: (X_val, y_val) instead.
-        callbacks: extra :class:`~deltaprop.callbacks.Callback` objects.
+        callbacks: extra :class:`~deltaprop.callbacks.Callback` objects (a list; one alone or None also do).
         stop_at_loss: stop once the epoch's training loss is at or below this.
         stop_when_all_correct: stop once every training example is classified correctly.
         patience, tol, monitor, restore_best_weights: early stopping when ``monitor`` (``val_loss`` by default)
@@ -1219,7 +1219,16 @@ def _check_sample_weight(w: Any, n: int) -> np.ndarray | None:
 
 
 def _check_callbacks(callbacks: Any) -> list[Callback]:
-    cbs = list(callbacks)
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):  # one callback given alone
+        return [callbacks]
+    try:
+        cbs = list(callbacks)
+    except TypeError:
+        raise TypeError(
+            f"callbacks must be a list of deltaprop.callbacks.Callback objects, got {type(callbacks).__name__}"
+        ) from None
     for cb in cbs:
         if not isinstance(cb, Callback):
             raise TypeError(f"callbacks must be deltaprop.callbacks.Callback objects, got {type(cb).__name__}")
