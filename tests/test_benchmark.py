@@ -160,3 +160,54 @@ def test_l_ablation_times_each_part_inside_the_step(capsys):
         assert f"  {name} " in out
     share = float(out.rsplit("alone are ", 1)[1].split("%")[0])
     assert 0.0 < share < 1000.0  # a ratio of two measured times (noise can put it above 100 % in a 2-step run)
+
+
+def test_every_timed_run_starts_after_the_idle_time(monkeypatch):
+    """No system's run starts while the threads of the run before it may still spin: the parent waits ``idle``
+    seconds before asking each worker for a timed run."""
+    import time as time_module
+
+    waits = []
+    real_sleep = time_module.sleep
+
+    def sleep(seconds):
+        waits.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(benchmark.time, "sleep", sleep)
+    report = benchmark.run_benchmark(
+        ["S"], quick=True, repeats=3, systems=["deltaprop", "numpy"], measure_import=False, quiet=True, idle=0.0123
+    )
+    assert waits.count(0.0123) == 6  # 3 repeats x 2 systems
+    assert report["idle_before_run"] == 0.0123
+    assert "- Idle time before each timed run: 0.0123 s" in benchmark.format_report(report)
+    with pytest.raises(ValueError, match="idle must be 0 or more"):
+        benchmark.run_benchmark(["S"], quick=True, idle=-1.0, measure_import=False, quiet=True)
+
+
+def test_negative_idle_time_is_an_error(capsys):
+    assert benchmark.main(["--workloads", "S", "--idle", "-0.5", "--quiet"]) == 2
+    assert "--idle must be 0 or more seconds" in capsys.readouterr().err
+
+
+def test_l_steps_times_the_compiled_step_and_the_floor(capsys):
+    module = _bench_script("l_steps")
+    assert module.main(["--rounds", "1", "--steps", "3"]) == 0
+    out = capsys.readouterr().out
+    for name in ("floor", "team", "team-noupdate", "one"):
+        line = next(row for row in out.splitlines() if row.startswith(f"  {name} "))
+        p10, p50, p90 = (float(line.split(key)[1].split("µs")[0]) for key in ("p10", "p50", "p90"))
+        assert 0 < p10 <= p50 <= p90
+    with pytest.raises(SystemExit):
+        module.main(["--variants", "floor,nonsense"])
+
+
+def test_after_product_times_the_first_steps_after_each_case(capsys):
+    module = _bench_script("after_product")
+    assert module.main(["--rounds", "1", "--rows", "5120"]) == 0  # 40 batches: 30 first steps, 10 later
+    out = capsys.readouterr().out
+    for case in ("nothing", "a 512 x 512 product", "predict on 10,000 rows", "a product, then 0.3 s idle"):
+        line = next(row for row in out.splitlines() if row.startswith(f"  {case} "))
+        first = float(line.split("first 30 steps")[1].split("ms")[0])
+        later = float(line.split("later")[1].split("ms")[0])
+        assert first > 0 and later > 0

@@ -871,10 +871,22 @@ def _log(msg: str, quiet: bool) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
+#: Seconds of idle time before each timed run: after a run, its library's idle threads keep spinning for a while
+#: (OpenBLAS's about 0.1 s, bench/after_product.py; Intel OpenMP's 0.2 s by default), and a run that starts meanwhile
+#: shares the cores with them. Every system gets the same quiet start.
+IDLE_BEFORE_RUN = 0.5
+
+
 def run_workload(
-    w: Workload, systems: Sequence[str] | None = None, *, threads: int | None = None, quiet: bool = False
+    w: Workload,
+    systems: Sequence[str] | None = None,
+    *,
+    threads: int | None = None,
+    quiet: bool = False,
+    idle: float = IDLE_BEFORE_RUN,
 ) -> dict[str, Any]:
-    """Run every system of ``w`` in its own worker, alternating, and collect times, losses and memory."""
+    """Run every system of ``w`` in its own worker, alternating, and collect times, losses and memory; ``idle``
+    seconds pass before each timed run (see IDLE_BEFORE_RUN)."""
     names = [s for s in (systems or w.systems) if s in w.systems]
     results = {s: SystemResult(s) for s in names}
     handles: dict[str, _WorkerHandle] = {}
@@ -902,6 +914,7 @@ def run_workload(
             for s in order:
                 if s not in handles:
                     continue
+                time.sleep(idle)  # the previous run's threads have stopped spinning
                 ans = handles[s].send({"op": "run"})
                 if "error" in ans:
                     results[s].note = f"failed: {ans['error']}"
@@ -1024,12 +1037,19 @@ def run_benchmark(
     measure_import: bool = True,
     threads: int | None = None,
     quiet: bool = False,
+    idle: float | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark; return everything measured as plain data (see :func:`format_report`)."""
+    """Run the benchmark; return everything measured as plain data (see :func:`format_report`). ``idle``: seconds
+    before each timed run (default IDLE_BEFORE_RUN, 0.05 for ``quick``)."""
+    if idle is None:
+        idle = 0.05 if quick else IDLE_BEFORE_RUN
+    if idle < 0:
+        raise ValueError(f"idle must be 0 or more seconds, got {idle}")
     t_start = time.perf_counter()
     report: dict[str, Any] = {
         "quick": quick,
         "threads": threads,
+        "idle_before_run": idle,
         "machine": machine_info(),
         "workloads": {},
         "load": [_loadavg()],
@@ -1051,7 +1071,7 @@ def run_benchmark(
         if repeats is not None:
             w = replace(w, repeats=repeats)
         _log(f"workload {w.title}", quiet)
-        report["workloads"][key] = run_workload(w, systems, threads=threads, quiet=quiet)
+        report["workloads"][key] = run_workload(w, systems, threads=threads, quiet=quiet, idle=idle)
     report["seconds"] = time.perf_counter() - t_start
     report["load"].append(_loadavg())
     report["targets"] = check_targets(report)
@@ -1216,6 +1236,9 @@ def format_report(report: dict[str, Any]) -> str:
     mode = "quick (small sizes)" if report.get("quick") else "full"
     threads = report.get("threads") or f"as many as cores ({m.get('cpu_count')})"
     lines.append(f"- Mode: {mode}; threads of every library: {threads}; the run took {report.get('seconds', 0):.0f} s")
+    if report.get("idle_before_run") is not None:
+        idle = report["idle_before_run"]
+        lines.append(f"- Idle time before each timed run: {idle:g} s (no run starts while the last run's threads spin)")
     load = report.get("load") or []
     if load and load[0]:
         lines.append(
@@ -1355,6 +1378,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="threads of every library (default: as many as cores)"
     )
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=None,
+        help=f"seconds of idle time before each timed run (default {IDLE_BEFORE_RUN}; 0.05 with --quick)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
@@ -1371,6 +1400,9 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.repeats is not None and args.repeats < 1:
         print("deltaprop bench: --repeats must be at least 1", file=sys.stderr)
         return 2
+    if args.idle is not None and not args.idle >= 0:
+        print("deltaprop bench: --idle must be 0 or more seconds", file=sys.stderr)
+        return 2
     report = run_benchmark(
         workloads,
         quick=args.quick,
@@ -1379,6 +1411,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         measure_import=not args.no_import_time,
         threads=args.threads,
         quiet=args.quiet,
+        idle=args.idle,
     )
     text = format_report(report)
     print(text)
