@@ -194,10 +194,17 @@ def test_l_steps_times_the_compiled_step_and_the_floor(capsys):
     module = _bench_script("l_steps")
     assert module.main(["--rounds", "1", "--steps", "3"]) == 0
     out = capsys.readouterr().out
-    for name in ("floor", "team", "team-noupdate", "one"):
+    floor_p50 = None
+    for name in ("floor", "team", "team-noupdate", "one"):  # (printed in this order: the floor first)
         line = next(row for row in out.splitlines() if row.startswith(f"  {name} "))
         p10, p50, p90 = (float(line.split(key)[1].split("µs")[0]) for key in ("p10", "p50", "p90"))
         assert 0 < p10 <= p50 <= p90
+        if name == "floor":  # the ratio column: the floor's p50 over its own
+            assert line.endswith("the floor's p50 / this p50: 100.0%")
+        else:
+            assert float(line.rsplit(": ", 1)[1].rstrip("%")) == pytest.approx(100 * floor_p50 / p50, rel=2e-3)
+        if name == "floor":
+            floor_p50 = p50
     with pytest.raises(SystemExit):
         module.main(["--variants", "floor,nonsense"])
 

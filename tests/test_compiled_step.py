@@ -52,16 +52,11 @@ def _fit(path, activation="relu", dtype=np.float64, momentum=0.9, X=None, y=None
     return net, history
 
 
-def _uses_compiled_step(monkeypatch):
-    """Count the C calls (and make sure the test exercises them)."""
-    return record_c_steps(monkeypatch)
-
-
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh", "identity"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_compiled_step_trains_as_the_numpy_paths(monkeypatch, dtype, activation, momentum):
-    calls = _uses_compiled_step(monkeypatch)
+    calls = record_c_steps(monkeypatch)
     compiled, h_compiled = _fit("compiled", activation, dtype, momentum)
     assert len(calls) == 3 * 13  # every batch of the 3 epochs, the last short one too
     monkeypatch.undo()
@@ -78,7 +73,7 @@ def _compiled_and_numpy_agree(monkeypatch, net, X, y, make_optimizer, **kw):
     accuracies to float rounding. Returns the compiled run's history and its C calls."""
     results = []
     for compiled in (None, False):
-        calls = _uses_compiled_step(monkeypatch)
+        calls = record_c_steps(monkeypatch)
         copy = MLP(net.layer_sizes, activation=net.activations[:-1], output_activation=net.activations[-1],
                    loss=net.loss_function, dtype=net.dtype)  # fmt: skip
         copy.theta[...] = net.theta
@@ -214,7 +209,7 @@ def test_frozen_biases_stay_as_they_were(monkeypatch):
 )
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_other_optimisers_step_after_the_compiled_backward(monkeypatch, dtype, make_optimizer):
-    calls = _uses_compiled_step(monkeypatch)
+    calls = record_c_steps(monkeypatch)
     compiled, h_compiled = _fit("grad", dtype=dtype, optimizer=make_optimizer(), clip_norm=0.5)
     assert len(calls) == 3 * 13 and not any(args[11] for args in calls)  # update=False: the optimiser updates
     monkeypatch.undo()
@@ -275,7 +270,7 @@ def test_inputs_of_another_dtype_or_order_train_the_same(monkeypatch, shuffle):
     X, y = _data()
     reference, _ = _fit("plain", X=X, y=y, shuffle=shuffle)
     for variant in (X.astype(np.float32).astype(np.float64), np.asfortranarray(X)):
-        calls = _uses_compiled_step(monkeypatch)
+        calls = record_c_steps(monkeypatch)
         net, _ = _fit("compiled", X=variant, y=y, shuffle=shuffle)
         assert len(calls) == 3 * 13
         assert all((args[1] is None) == (not shuffle) for args in calls)  # rows None: X is the batch itself
@@ -289,7 +284,7 @@ def test_memory_mapped_inputs_are_gathered_by_the_trainer(monkeypatch, tmp_path)
     X, y = _data()
     np.save(tmp_path / "X.npy", X)
     mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
-    calls = _uses_compiled_step(monkeypatch)
+    calls = record_c_steps(monkeypatch)
     net, h = _fit("compiled", X=mapped, y=y)
     assert len(calls) == 3 * 13 and all(args[1] is None for args in calls)
     monkeypatch.undo()
@@ -301,7 +296,7 @@ def test_memory_mapped_inputs_are_gathered_by_the_trainer(monkeypatch, tmp_path)
 def test_probability_targets_train_without_accuracy(monkeypatch):
     X, y = _data()
     P = np.random.default_rng(9).dirichlet(np.ones(3), size=X.shape[0])
-    calls = _uses_compiled_step(monkeypatch)
+    calls = record_c_steps(monkeypatch)
     net = _net()
     h = net.fit(X, P, batch_size=16, optimizer=optim.SGD(lr=0.05, momentum=0.9), epochs=2, seed=1, verbose=0,
                 task="regression", trainer_options={"fused_update": True})  # fmt: skip

@@ -414,7 +414,7 @@ class Trainer:
     def _gather_epoch(self) -> None:
         assert self.perm is not None
         if self._foreign:  # another library: xp.take of this epoch's order (new arrays, on the data's device)
-            xp, dev = _namespace_device(self.X)
+            xp, dev = xp_of(self.X), device_of(self.X)
             self._perm_xp = perm = xp.asarray(self.perm.astype(np.int64), device=dev)
             self._T_epoch = xp.take(self.T, perm, axis=0)
             if self.labels is not None:
@@ -840,11 +840,6 @@ def _weighted_loss(loss_fn: Any, out: np.ndarray, T: np.ndarray, w: np.ndarray) 
 
 
 # ------------------------------------------------------------------------------------ other array libraries
-def _namespace_device(a: Any) -> tuple[Any, Any]:
-    """(array-api-compat namespace, device) of an array of another library than NumPy."""
-    return xp_of(a), device_of(a)
-
-
 def _total(w: Any) -> float:
     """Sum of a 1-D array of any library, as a float."""
     if isinstance(w, np.ndarray):
@@ -870,7 +865,7 @@ def _put(target: Any, values: np.ndarray) -> None:
     if isinstance(target, np.ndarray):
         target[...] = values
         return
-    xp, dev = _namespace_device(target)
+    xp, dev = xp_of(target), device_of(target)
     target[...] = xp.asarray(np.ascontiguousarray(values), dtype=target.dtype, device=dev)
 
 
@@ -880,7 +875,7 @@ def _to_library(a: Any, like: Any, dtype: Any = None) -> Any:
         return a
     from .backend import dtype_in
 
-    xp, dev = _namespace_device(like)
+    xp, dev = xp_of(like), device_of(like)
     arr = np.ascontiguousarray(a if dtype is None else a.astype(dtype))
     return xp.asarray(arr, dtype=dtype_in(xp, arr.dtype), device=dev)
 
@@ -889,15 +884,15 @@ def _rows(X: Any, idx: np.ndarray) -> Any:
     """Rows ``idx`` (NumPy integers) of ``X``, of any library."""
     if isinstance(X, np.ndarray):
         return X[idx]
-    xp, dev = _namespace_device(X)
+    xp, dev = xp_of(X), device_of(X)
     return xp.take(X, xp.asarray(idx.astype(np.int64), device=dev), axis=0)
 
 
 def _move_network(net: Network, X: Any) -> None:
     """Put ``net``'s parameters in the library and on the device of ``X`` (an array of another library)."""
-    xp, dev = _namespace_device(X)
+    xp, dev = xp_of(X), device_of(X)
     if not isinstance(net.theta, np.ndarray):
-        txp, tdev = _namespace_device(net.theta)
+        txp, tdev = xp_of(net.theta), device_of(net.theta)
         if txp is xp and tdev == dev:
             return
     net.to(xp, dev)
